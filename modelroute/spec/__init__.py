@@ -1,0 +1,53 @@
+"""The ModelRoute spec model: parse, default and validate, in one place."""
+
+from modelroute.spec.load import load_route, parse_route, read_route_document
+from modelroute.spec.model import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    Autoscaling,
+    Cache,
+    ClientAuth,
+    Endpoint,
+    Model,
+    ModelRoute,
+    Price,
+    Provider,
+    Region,
+    Resilience,
+    RouteSpec,
+    SecretKeyRef,
+    Server,
+    Target,
+)
+from modelroute.spec.schema import SpecError, SpecInvalid, openapi_schema
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "Autoscaling",
+    "Cache",
+    "ClientAuth",
+    "Endpoint",
+    "Model",
+    "ModelRoute",
+    "Price",
+    "Provider",
+    "Region",
+    "Resilience",
+    "RouteSpec",
+    "SecretKeyRef",
+    "Server",
+    "SpecError",
+    "SpecInvalid",
+    "Target",
+    "load_route",
+    "openapi_schema",
+    "parse_route",
+    "read_route_document",
+]

@@ -1,0 +1,239 @@
+"""The ModelRoute resource: every field users write, its default and its meaning.
+
+This is the single source of truth for the spec. The router loads its config
+through it, the operator validates and renders through it, and the CRD's
+OpenAPI schema is generated from it (see :mod:`modelroute.operator.crd`). Field
+docs here become ``kubectl explain`` text, so they are written for users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from modelroute.spec.schema import ByteSize, Duration, spec_field
+
+GROUP = "modelroute.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelRoute"
+PLURAL = "modelroutes"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MODEL_NAME = r"^[^\s]+$"
+ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+RetryOn = Literal["connect-failure", "timeout", "5xx", "429"]
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    name: str = spec_field(
+        doc="Region name, matched against the node label topology.kubernetes.io/region.",
+        pattern=DNS_LABEL,
+        max_length=40,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SecretKeyRef:
+    name: str = spec_field(doc="Name of a Secret in the ModelRoute's namespace.", pattern=DNS_LABEL)
+    key: str = spec_field(doc="Key inside the Secret.", pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    region: str = spec_field(doc="Region this endpoint serves; must be one of spec.regions.")
+    base_url: str = spec_field(
+        key="baseURL",
+        doc="OpenAI-compatible base URL including the version path, e.g. https://api.deepseek.com/v1.",
+        pattern=r"^https?://[^\s/]+",
+    )
+    api_key_secret_ref: SecretKeyRef | None = spec_field(
+        None,
+        doc="Secret holding the API key; mounted into router pods as a file.",
+    )
+    api_key_env: str | None = spec_field(
+        None,
+        doc="Environment variable holding the API key (for local runs).",
+        pattern=ENV_VAR,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: float = spec_field(doc="USD per 1M input (prompt) tokens.", minimum=0)
+    output: float = spec_field(doc="USD per 1M output (completion) tokens.", minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str = spec_field(doc="Provider name, referenced by model targets.", pattern=DNS_LABEL)
+    endpoints: tuple[Endpoint, ...] = spec_field(
+        doc="Where this provider is reached, per region.", min_items=1
+    )
+    pricing: Mapping[str, Price] = spec_field(
+        {}, doc="Price per upstream model name, used for cost metrics and budgets."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    provider: str = spec_field(doc="Name of a provider in spec.providers.")
+    model: str = spec_field(doc="Model name the provider expects.", pattern=MODEL_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str = spec_field(
+        doc="Model name clients send in requests.", pattern=MODEL_NAME, max_length=256
+    )
+    targets: tuple[Target, ...] = spec_field(
+        doc="Fallback chain: targets are tried in order.", min_items=1
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base: Duration = spec_field("100ms", doc="First backoff before retrying the same endpoint.")
+    max: Duration = spec_field("2s", doc="Upper bound of the jittered exponential backoff.")
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    attempts: int = spec_field(
+        2, doc="Extra attempts after the first one, across all candidates.", minimum=0, maximum=10
+    )
+    on: tuple[RetryOn, ...] = spec_field(
+        ["connect-failure", "timeout", "5xx", "429"],
+        doc="Failures that move a request to the next candidate.",
+    )
+    backoff: Backoff = spec_field({}, doc="Backoff between attempts on the same endpoint.")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: Duration = spec_field("2s", doc="Time to open a connection to an upstream.")
+    first_token: Duration = spec_field(
+        "30s", doc="Time to the first byte of the upstream's answer, streaming or not."
+    )
+    total: Duration = spec_field("120s", doc="Time for a whole upstream attempt.")
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    consecutive_errors: int = spec_field(
+        5, doc="Consecutive failures that eject an endpoint.", minimum=1
+    )
+    base_ejection_time: Duration = spec_field(
+        "30s", doc="Ejection time, multiplied by the number of ejections so far."
+    )
+    max_ejection_time: Duration = spec_field("300s", doc="Cap on one ejection's time.")
+    max_ejection_percent: int = spec_field(
+        50, doc="Most endpoints of a provider that may be ejected at once.", minimum=0, maximum=100
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    enabled: bool = spec_field(True, doc="Probe every endpoint actively.")
+    path: str = spec_field(
+        "/models", doc="Path probed under each endpoint's baseURL (GET; never a paid call).",
+        pattern=r"^/",
+    )
+    interval: Duration = spec_field("10s", doc="Time between probes of one endpoint.")
+    timeout: Duration = spec_field("2s", doc="Time a probe may take.")
+    unhealthy_threshold: int = spec_field(3, doc="Failed probes that mark an endpoint unhealthy.", minimum=1)
+    healthy_threshold: int = spec_field(2, doc="Passed probes that mark it healthy again.", minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Hedging:
+    enabled: bool = spec_field(False, doc="Send a second request when the first is slow.")
+    after: str = spec_field(
+        "p95",
+        doc="When to hedge: a latency percentile of the endpoint (p50..p99) or a duration.",
+        pattern=r"^(p[5-9][0-9]|\d+(\.\d+)?(ms|s))$",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    retries: Retries = spec_field({}, doc="Retry policy.")
+    timeouts: Timeouts = spec_field({}, doc="Per-attempt timeouts.")
+    outlier_detection: OutlierDetection = spec_field({}, doc="Passive health from live traffic.")
+    health_check: HealthCheck = spec_field({}, doc="Active health probes.")
+    hedging: Hedging = spec_field({}, doc="Hedged requests for non-streaming calls.")
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaling:
+    min_replicas: int = spec_field(2, doc="Fewest router pods per region.", minimum=1)
+    max_replicas: int = spec_field(10, doc="Most router pods per region.", minimum=1)
+    target_p99: Duration = spec_field("2s", doc="p99 latency per pod above which to scale out.")
+    metric: Literal["latency", "ttft"] = spec_field(
+        "latency", doc="Which p99 drives scaling: total latency or time to first token."
+    )
+    target_in_flight: int = spec_field(
+        64, doc="In-flight requests per pod above which to scale out.", minimum=1
+    )
+    scale_down_stabilization: Duration = spec_field(
+        "300s", doc="How long a lower recommendation must hold before pods are removed."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cache:
+    enabled: bool = spec_field(False, doc="Answer repeated identical non-streaming requests from cache.")
+    ttl: Duration = spec_field("1h", doc="How long a cached answer stays valid.")
+    max_entries: int = spec_field(10000, doc="Most answers kept per router pod.", minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    keys_secret_ref: SecretKeyRef = spec_field(
+        doc="Secret whose key holds the accepted client API keys, one per line."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    max_request_body: ByteSize = spec_field(
+        "10Mi", doc="Largest request body accepted; larger ones get 413."
+    )
+    shutdown_delay: Duration = spec_field(
+        "5s",
+        doc="On SIGTERM, keep serving new connections this long while endpoints update.",
+    )
+    drain_timeout: Duration = spec_field(
+        "60s", doc="After the delay, how long in-flight requests and streams may take to finish."
+    )
+    access_log: bool = spec_field(False, doc="Log one line per request.")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    regions: tuple[Region, ...] = spec_field(doc="Regions with a router Deployment.", min_items=1)
+    providers: tuple[Provider, ...] = spec_field(doc="Upstream OpenAI-compatible APIs.", min_items=1)
+    models: tuple[Model, ...] = spec_field(doc="Model names clients may request.", min_items=1)
+    resilience: Resilience = spec_field({}, doc="Retries, timeouts and upstream health.")
+    autoscaling: Autoscaling = spec_field({}, doc="Router pods per region.")
+    cache: Cache = spec_field({}, doc="Response cache.")
+    auth: ClientAuth | None = spec_field(None, doc="Client API keys; omit to accept any client.")
+    server: Server = spec_field({}, doc="Router process settings.")
+
+    def provider(self, name: str) -> Provider:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A parsed, validated ModelRoute manifest."""
+
+    name: str
+    namespace: str | None
+    spec: RouteSpec

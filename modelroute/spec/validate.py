@@ -1,0 +1,91 @@
+"""Rules that span fields: references between sections, uniqueness, ranges.
+
+The schema walk in :mod:`modelroute.spec.schema` checks each field on its own;
+what needs two fields at once lives here. The CRD carries the rules CEL can
+express as ``x-kubernetes-validations`` too, so the API server rejects them
+early; this module is what the router and ``modelroute validate`` rely on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelroute.spec.model import RouteSpec
+from modelroute.spec.schema import SpecError
+
+
+def _duplicates(names: Iterable[str], path: str, what: str) -> list[SpecError]:
+    seen: set[str] = set()
+    errors = []
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.append(SpecError(f"{path}[{i}].name", f"duplicate {what} name \"{name}\""))
+        seen.add(name)
+    return errors
+
+
+def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
+    """Every cross-field problem in ``spec``, each with its field path."""
+    errors: list[SpecError] = []
+    errors += _duplicates((r.name for r in spec.regions), f"{path}.regions", "region")
+    errors += _duplicates((p.name for p in spec.providers), f"{path}.providers", "provider")
+    errors += _duplicates((m.name for m in spec.models), f"{path}.models", "model")
+
+    regions = {region.name for region in spec.regions}
+    providers = {provider.name: provider for provider in spec.providers}
+    for p, provider in enumerate(spec.providers):
+        for e, endpoint in enumerate(provider.endpoints):
+            where = f"{path}.providers[{p}].endpoints[{e}]"
+            if endpoint.region not in regions:
+                errors.append(
+                    SpecError(f"{where}.region", f"unknown region \"{endpoint.region}\"")
+                )
+            if endpoint.api_key_secret_ref is not None and endpoint.api_key_env is not None:
+                errors.append(
+                    SpecError(where, "set apiKeySecretRef or apiKeyEnv, not both")
+                )
+    for m, model in enumerate(spec.models):
+        for t, target in enumerate(model.targets):
+            if target.provider not in providers:
+                errors.append(
+                    SpecError(
+                        f"{path}.models[{m}].targets[{t}].provider",
+                        f"unknown provider \"{target.provider}\"",
+                    )
+                )
+        seen: set[tuple[str, str]] = set()
+        for t, target in enumerate(model.targets):
+            pair = (target.provider, target.model)
+            if pair in seen:
+                errors.append(
+                    SpecError(f"{path}.models[{m}].targets[{t}]", "target listed twice in the chain")
+                )
+            seen.add(pair)
+
+    scaling = spec.autoscaling
+    if scaling.min_replicas > scaling.max_replicas:
+        errors.append(
+            SpecError(
+                f"{path}.autoscaling.minReplicas",
+                f"must not exceed maxReplicas ({scaling.min_replicas} > {scaling.max_replicas})",
+            )
+        )
+    backoff = spec.resilience.retries.backoff
+    if backoff.base > backoff.max:
+        errors.append(
+            SpecError(f"{path}.resilience.retries.backoff.base", "must not exceed backoff.max")
+        )
+    outlier = spec.resilience.outlier_detection
+    if outlier.base_ejection_time > outlier.max_ejection_time:
+        errors.append(
+            SpecError(
+                f"{path}.resilience.outlierDetection.baseEjectionTime",
+                "must not exceed maxEjectionTime",
+            )
+        )
+    timeouts = spec.resilience.timeouts
+    if timeouts.first_token > timeouts.total:
+        errors.append(
+            SpecError(f"{path}.resilience.timeouts.firstToken", "must not exceed timeouts.total")
+        )
+    return errors
