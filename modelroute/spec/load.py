@@ -53,7 +53,9 @@ def read_route_document(path: str | Path) -> dict[str, Any]:
     if not routes and len(documents) == 1 and isinstance(documents[0], dict):
         return documents[0]  # let parse_route say what is wrong with it
     found = "no ModelRoute" if not routes else f"{len(routes)} ModelRoutes"
-    raise SpecInvalid([SpecError(str(path), f"expected exactly one ModelRoute document, found {found}")])
+    raise SpecInvalid(
+        [SpecError(str(path), f"expected exactly one ModelRoute document, found {found}")]
+    )
 
 
 def load_route(path: str | Path) -> ModelRoute:

@@ -139,13 +139,18 @@ class OutlierDetection:
 class HealthCheck:
     enabled: bool = spec_field(True, doc="Probe every endpoint actively.")
     path: str = spec_field(
-        "/models", doc="Path probed under each endpoint's baseURL (GET; never a paid call).",
+        "/models",
+        doc="Path probed under each endpoint's baseURL (GET; never a paid call).",
         pattern=r"^/",
     )
     interval: Duration = spec_field("10s", doc="Time between probes of one endpoint.")
     timeout: Duration = spec_field("2s", doc="Time a probe may take.")
-    unhealthy_threshold: int = spec_field(3, doc="Failed probes that mark an endpoint unhealthy.", minimum=1)
-    healthy_threshold: int = spec_field(2, doc="Passed probes that mark it healthy again.", minimum=1)
+    unhealthy_threshold: int = spec_field(
+        3, doc="Failed probes that mark an endpoint unhealthy.", minimum=1
+    )
+    healthy_threshold: int = spec_field(
+        2, doc="Passed probes that mark it healthy again.", minimum=1
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +190,9 @@ class Autoscaling:
 
 @dataclass(frozen=True, slots=True)
 class Cache:
-    enabled: bool = spec_field(False, doc="Answer repeated identical non-streaming requests from cache.")
+    enabled: bool = spec_field(
+        False, doc="Answer repeated identical non-streaming requests from cache."
+    )
     ttl: Duration = spec_field("1h", doc="How long a cached answer stays valid.")
     max_entries: int = spec_field(10000, doc="Most answers kept per router pod.", minimum=1)
 
@@ -215,7 +222,9 @@ class Server:
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     regions: tuple[Region, ...] = spec_field(doc="Regions with a router Deployment.", min_items=1)
-    providers: tuple[Provider, ...] = spec_field(doc="Upstream OpenAI-compatible APIs.", min_items=1)
+    providers: tuple[Provider, ...] = spec_field(
+        doc="Upstream OpenAI-compatible APIs.", min_items=1
+    )
     models: tuple[Model, ...] = spec_field(doc="Model names clients may request.", min_items=1)
     resilience: Resilience = spec_field({}, doc="Retries, timeouts and upstream health.")
     autoscaling: Autoscaling = spec_field({}, doc="Router pods per region.")

@@ -249,7 +249,9 @@ class _Parser:
             elif field.metadata["default"] is not _NO_DEFAULT:
                 default = field.metadata["default"]
                 values[field.name] = (
-                    None if default is None else self.value(hints[field.name], default, fpath, field.metadata)
+                    None
+                    if default is None
+                    else self.value(hints[field.name], default, fpath, field.metadata)
                 )
             else:
                 self.fail(fpath, "required field is missing")
@@ -336,4 +338,3 @@ def _type_schema(tp: Any, meta: typing.Mapping[str, Any]) -> dict[str, Any]:
     if optional:
         schema["nullable"] = True
     return schema
-

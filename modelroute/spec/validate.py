@@ -19,7 +19,7 @@ def _duplicates(names: Iterable[str], path: str, what: str) -> list[SpecError]:
     errors = []
     for i, name in enumerate(names):
         if name in seen:
-            errors.append(SpecError(f"{path}[{i}].name", f"duplicate {what} name \"{name}\""))
+            errors.append(SpecError(f"{path}[{i}].name", f'duplicate {what} name "{name}"'))
         seen.add(name)
     return errors
 
@@ -37,20 +37,16 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
         for e, endpoint in enumerate(provider.endpoints):
             where = f"{path}.providers[{p}].endpoints[{e}]"
             if endpoint.region not in regions:
-                errors.append(
-                    SpecError(f"{where}.region", f"unknown region \"{endpoint.region}\"")
-                )
+                errors.append(SpecError(f"{where}.region", f'unknown region "{endpoint.region}"'))
             if endpoint.api_key_secret_ref is not None and endpoint.api_key_env is not None:
-                errors.append(
-                    SpecError(where, "set apiKeySecretRef or apiKeyEnv, not both")
-                )
+                errors.append(SpecError(where, "set apiKeySecretRef or apiKeyEnv, not both"))
     for m, model in enumerate(spec.models):
         for t, target in enumerate(model.targets):
             if target.provider not in providers:
                 errors.append(
                     SpecError(
                         f"{path}.models[{m}].targets[{t}].provider",
-                        f"unknown provider \"{target.provider}\"",
+                        f'unknown provider "{target.provider}"',
                     )
                 )
         seen: set[tuple[str, str]] = set()
@@ -58,7 +54,9 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
             pair = (target.provider, target.model)
             if pair in seen:
                 errors.append(
-                    SpecError(f"{path}.models[{m}].targets[{t}]", "target listed twice in the chain")
+                    SpecError(
+                        f"{path}.models[{m}].targets[{t}]", "target listed twice in the chain"
+                    )
                 )
             seen.add(pair)
 

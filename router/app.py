@@ -1,0 +1,96 @@
+"""The router's HTTP surface: which path does what, for one routing table at a time.
+
+Proxied OpenAI paths go to :class:`~.proxy.Proxy`; the few admin paths
+(health, readiness, metrics, the model list) are answered here directly. The
+OpenAI paths are served with and without the ``/v1`` prefix, because clients
+differ in whether their base URL includes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
+from modelroute.router.auth import bearer_token, key_accepted
+from modelroute.router.errors import MethodNotAllowed, NotFound, Unauthorized
+from modelroute.router.http.client import UpstreamClient
+from modelroute.router.http.server import Request, ResponseWriter
+from modelroute.router.metrics import Metrics
+from modelroute.router.proxy import JSON, Proxy
+from modelroute.router.table import RoutingTable
+
+log = logging.getLogger("modelroute.router")
+
+Endpoint = Callable[[Request, ResponseWriter], Awaitable[None]]
+_OK = b'{"status":"ok"}'
+_DRAINING = b'{"status":"draining"}'
+_METRICS_TYPE = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+
+
+class RouterApp:
+    """Dispatches requests; holds the current routing table and the draining flag."""
+
+    def __init__(self, table: RoutingTable, client: UpstreamClient, metrics: Metrics) -> None:
+        self.table = table
+        self.metrics = metrics
+        self.draining = False
+        self.proxy = Proxy(lambda: self.table, client, metrics)
+        self._paths: dict[str, tuple[bytes, Endpoint]] = {
+            "/healthz": (b"GET", self._healthz),
+            "/readyz": (b"GET", self._readyz),
+            "/metrics": (b"GET", self._metrics),
+        }
+        for path, api in (
+            ("/chat/completions", CHAT),
+            ("/completions", COMPLETIONS),
+            ("/embeddings", EMBEDDINGS),
+        ):
+            endpoint = self._proxied(api)
+            self._paths[path] = self._paths["/v1" + path] = (b"POST", endpoint)
+        self._paths["/models"] = self._paths["/v1/models"] = (b"GET", self._models)
+
+    def _proxied(self, api: Api) -> Endpoint:
+        handle = self.proxy.handle
+
+        async def endpoint(request: Request, out: ResponseWriter) -> None:
+            await handle(request, out, api)
+
+        return endpoint
+
+    async def handle(self, request: Request, out: ResponseWriter) -> None:
+        entry = self._paths.get(request.path)
+        if entry is None:
+            error = NotFound(f"Unknown request URL: {request.method.decode()} {request.path}.")
+            out.send(error.status, [JSON], error.body())
+            return
+        method, endpoint = entry
+        if request.method != method and not (method == b"GET" and request.method == b"HEAD"):
+            refusal = MethodNotAllowed(
+                f"{request.method.decode()} is not allowed on {request.path}; use {method.decode()}."
+            )
+            out.send(refusal.status, [JSON, (b"allow", method)], refusal.body())
+            return
+        await endpoint(request, out)
+
+    async def _healthz(self, request: Request, out: ResponseWriter) -> None:
+        out.send(200, [JSON], _OK)
+
+    async def _readyz(self, request: Request, out: ResponseWriter) -> None:
+        if self.draining:
+            out.send(503, [JSON], _DRAINING)
+        else:
+            out.send(200, [JSON], _OK)
+
+    async def _metrics(self, request: Request, out: ResponseWriter) -> None:
+        out.send(200, [_METRICS_TYPE], self.metrics.exposition())
+
+    async def _models(self, request: Request, out: ResponseWriter) -> None:
+        table = self.table
+        if table.client_keys and not key_accepted(
+            bearer_token(request.headers.get(b"authorization")), table.client_keys
+        ):
+            error = Unauthorized("Incorrect or missing API key.")
+            out.send(error.status, [JSON], error.body())
+            return
+        out.send(200, [JSON], table.models_body)

@@ -1,0 +1,151 @@
+"""The router's failure model, on one screen.
+
+Every failure answers three questions for the code that catches it: may the
+request move to another candidate, does it count against the upstream's
+health, and what does the client see?
+
+    ClientError                     the client's own fault: answered at once, never retried
+    ├── BadRequest            400   malformed JSON, missing model/messages/prompt/input
+    ├── Unauthorized          401   missing or unknown client API key
+    ├── ModelNotFound         404   a model name the route does not serve
+    └── (413, 414, 431 are refused by the HTTP server before a handler runs)
+
+    AttemptFailed                   one upstream attempt gave no usable answer
+    ├── Retryable                   next candidate may try; counts against health
+    │   ├── ConnectFailed             refused, reset, DNS, TLS  (retry on "connect-failure")
+    │   ├── UpstreamTimeout           connect / first token / total  (retry on "timeout")
+    │   ├── UpstreamServerError       5xx answer  (retry on "5xx")
+    │   ├── RateLimited               429, with the Retry-After it asked  (retry on "429")
+    │   └── StreamFailedEarly         error event in a 200 stream before any content
+    └── UpstreamRejected            4xx (not 429): the client's fault as the upstream
+                                    sees it; passed through verbatim, no failover,
+                                    no health penalty
+
+    (no class)                503   every candidate failed, or the policy stopped retrying
+    (no class)                      any failure after a stream's commit point: the stream
+                                    ends with an SSE error event (sent text is never replayed)
+
+Errors reach clients in OpenAI's shape: ``{"error": {"message", "type",
+"param", "code"}}`` with ``param``/``code`` null where they do not apply.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+def error_body(
+    message: str, kind: str, *, code: str | None = None, param: str | None = None
+) -> bytes:
+    """An OpenAI-shaped error body."""
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": code}})
+
+
+class ClientError(Exception):
+    """A request the router refuses because of the client's own input."""
+
+    status = 400
+    kind = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def body(self) -> bytes:
+        return error_body(self.message, self.kind, code=self.code, param=self.param)
+
+
+class BadRequest(ClientError):
+    status = 400
+
+
+class Unauthorized(ClientError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class ModelNotFound(ClientError):
+    status = 404
+    code = "model_not_found"
+
+
+class NotFound(ClientError):
+    status = 404
+    code = "unknown_url"
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class AttemptFailed(Exception):
+    """One upstream attempt produced no answer the client should get."""
+
+    reason = "error"  # the retry_on word this failure answers to, and a metric label
+
+
+class Retryable(AttemptFailed):
+    """The next candidate may try; the failed endpoint's health takes the blame."""
+
+
+class ConnectFailed(Retryable):
+    reason = "connect-failure"
+
+
+class UpstreamTimeout(Retryable):
+    reason = "timeout"
+
+
+class UpstreamAnswered(Retryable):
+    """A complete upstream HTTP answer that is a failure; kept to pass it through."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"upstream answered {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class UpstreamServerError(UpstreamAnswered):
+    reason = "5xx"
+
+
+class RateLimited(UpstreamAnswered):
+    reason = "429"
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(status, headers, body)
+        self.retry_after = retry_after
+
+
+class StreamFailedEarly(Retryable):
+    """The upstream sent an error inside a 200 stream before any content."""
+
+    reason = "5xx"
+
+    def __init__(self, event: bytes) -> None:
+        super().__init__("upstream stream failed before any content")
+        self.event = event
+
+
+class UpstreamRejected(AttemptFailed):
+    """A 4xx (other than 429) from the upstream: passed to the client as it is."""
+
+    reason = "4xx"
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"upstream rejected the request with {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body

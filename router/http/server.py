@@ -1,0 +1,416 @@
+"""The client-facing HTTP/1.1 server, at asyncio's protocol layer.
+
+Every request a client sends passes through here, so this module does as
+little as it can per request: httptools parses, one :class:`Request` holds the
+result, and responses are written as pre-joined byte strings. aiohttp would
+cost about 50 µs more CPU per request (measured); the admin side does not need
+it either, so the router has one listener for everything.
+
+What a handler sees is deliberately small (:class:`Request` and
+:class:`ResponseWriter`): that is the interface the rest of the router is
+written against, so the transport can change without touching routing code.
+
+Lifecycle duties live here too because only the connection knows them:
+
+* a client that goes away cancels the task serving it, which cancels the
+  upstream request (nobody pays for tokens nobody reads);
+* draining (SIGTERM) answers with ``Connection: close`` and closes idle
+  keep-alive connections, so clients move to other pods without errors;
+* bodies over the configured limit are refused with 413 before they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
+from time import perf_counter
+from typing import cast
+
+import httptools
+
+from modelroute.router.errors import error_body
+
+log = logging.getLogger("modelroute.server")
+
+Headers = list[tuple[bytes, bytes]]
+Handler = Callable[["Request", "ResponseWriter"], Awaitable[None]]
+
+MAX_HEADER_BYTES = 64 * 1024
+IDLE_TIMEOUT = 75.0  # longer than common client pool expiry, so clients close first
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason) for code, reason in _REASONS.items()}
+
+
+def status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
+
+
+class Request:
+    """One parsed request; header names are lower-case bytes."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "received_at")
+
+    def __init__(
+        self,
+        method: bytes,
+        path: str,
+        query: bytes,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        keep_alive: bool,
+        received_at: float,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.received_at = received_at
+
+
+class ResponseWriter:
+    """Writes one response: either whole (:meth:`send`) or as a chunked stream."""
+
+    __slots__ = ("_conn", "_streaming", "started", "status")
+
+    def __init__(self, conn: HttpServerProtocol) -> None:
+        self._conn = conn
+        self._streaming = False
+        self.started = False
+        self.status = 0
+
+    @property
+    def client_gone(self) -> bool:
+        return self._conn.transport is None
+
+    def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write a complete response with a Content-Length."""
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self.status = status
+        head = [status_line(status)]
+        for name, value in headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-length: %d\r\n" % len(body))
+        head.append(self._conn.connection_header())
+        data = b"".join(head) + body if len(body) < 65536 else None
+        transport = self._conn.transport
+        if transport is None:
+            return
+        if data is not None:
+            transport.write(data)
+        else:
+            transport.write(b"".join(head))
+            transport.write(body)
+
+    def start_stream(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Send the status and headers of a chunked response."""
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self._streaming = True
+        self.status = status
+        head = [status_line(status)]
+        for name, value in headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"transfer-encoding: chunked\r\n")
+        head.append(self._conn.connection_header())
+        transport = self._conn.transport
+        if transport is not None:
+            transport.write(b"".join(head))
+
+    async def write(self, data: bytes) -> None:
+        """Send one chunk; waits while the client's socket buffer is full."""
+        transport = self._conn.transport
+        if transport is None:
+            raise ConnectionResetError("client disconnected")
+        if data:
+            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        if self._conn.write_paused:
+            await self._conn.wait_writable()
+
+    def end_stream(self) -> None:
+        transport = self._conn.transport
+        if transport is not None:
+            transport.write(b"0\r\n\r\n")
+
+
+class HttpServerProtocol(asyncio.Protocol):
+    """One client connection: parses requests and runs the handler for each in turn."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._loop = server.loop
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.write_paused = False
+        self._writable: asyncio.Future[None] | None = None
+        # request being parsed
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._refused = False
+        # requests parsed but not yet served (pipelining), and the one in service
+        self._queue: deque[Request] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._closing = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._server.connections.add(self)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._server.connections.discard(self)
+        self._cancel_idle_timer()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()  # the client is gone: stop paying for its upstream call
+        self._queue.clear()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(ConnectionResetError("client disconnected"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, b"protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if not self._refused:
+                self._refuse(400, b"malformed HTTP request: " + str(exc).encode())
+
+    def eof_received(self) -> bool | None:
+        # Half-closed by the client: finish what is in service, then close.
+        self._closing = True
+        if self._task is None and self.transport is not None:
+            self.transport.close()
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    async def wait_writable(self) -> None:
+        if self._writable is None:
+            self._writable = self._loop.create_future()
+        await self._writable
+
+    # --- httptools callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._cancel_idle_timer()
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_HEADER_BYTES:
+            self._refuse(414, b"request URL too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse(431, b"request headers too large")
+            return
+        self._headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._server.max_body:
+            self._refuse_too_large()
+            return
+        # curl and others wait for this before sending a body over 1 KiB.
+        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self.transport:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._server.max_body:
+            self._refuse_too_large()
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._refused:
+            return
+        url = self._url
+        mark = url.find(b"?")
+        path, query = (url, b"") if mark < 0 else (url[:mark], url[mark + 1 :])
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        request = Request(
+            self._parser.get_method(),
+            path.decode("latin-1"),
+            query,
+            self._headers,
+            body,
+            self._parser.should_keep_alive(),
+            perf_counter(),
+        )
+        if self._task is None:
+            self._start(request)
+        else:
+            self._queue.append(request)
+
+    # --- serving ------------------------------------------------------------------
+
+    def _start(self, request: Request) -> None:
+        self._task = self._loop.create_task(self._serve(request))
+
+    async def _serve(self, request: Request) -> None:
+        writer = ResponseWriter(self)
+        self._server.active += 1
+        try:
+            await self._server.handler(request, writer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error serving %s %s", request.method.decode(), request.path)
+            if not writer.started:
+                writer.send(500, _JSON, _internal_error())
+            else:
+                self._close()
+                return
+        finally:
+            self._server.active -= 1
+            self._server.request_finished()
+            self._task = None
+        if self.transport is None:
+            return
+        if not request.keep_alive or self._closing or self._server.draining:
+            self._close()
+        elif self._queue:
+            self._start(self._queue.popleft())
+        else:
+            self._arm_idle_timer()
+
+    def connection_header(self) -> bytes:
+        if self._server.draining or self._closing:
+            return b"connection: close\r\n\r\n"
+        return b"\r\n"
+
+    def close_if_idle(self) -> None:
+        if self._task is None and self.transport is not None:
+            self.transport.close()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        self._refused = True
+        if self.transport is None:
+            return
+        code = _REFUSAL_CODES.get(status)
+        body = error_body(message.decode(), "invalid_request_error", code=code)
+        self.transport.write(
+            status_line(status)
+            + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % len(body)
+            + body
+        )
+        self.transport.close()
+
+    def _refuse_too_large(self) -> None:
+        if self._refused:
+            return
+        limit = self._server.max_body
+        self._refuse(
+            413,
+            b"request body exceeds the limit of %d bytes" % limit,
+        )
+
+    def _arm_idle_timer(self) -> None:
+        self._cancel_idle_timer()
+        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self.close_if_idle)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+
+_JSON: Headers = [(b"content-type", b"application/json")]
+
+
+_REFUSAL_CODES = {413: "request_too_large", 414: "url_too_long", 431: "headers_too_large"}
+
+
+def _internal_error() -> bytes:
+    return error_body("internal error in modelroute", "server_error")
+
+
+class HttpServer:
+    """A listening socket, its connections, and the drain bookkeeping."""
+
+    def __init__(self, handler: Handler, *, max_body: int) -> None:
+        self.handler = handler
+        self.max_body = max_body
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[HttpServerProtocol] = set()
+        self.active = 0
+        self.draining = False
+        self._server: asyncio.Server | None = None
+        self._idle: asyncio.Event | None = None
+
+    async def listen(self, host: str, port: int) -> int:
+        """Start accepting; returns the bound port (useful with port 0)."""
+        self._server = await self.loop.create_server(
+            lambda: HttpServerProtocol(self), host, port, reuse_address=True, backlog=4096
+        )
+        sockets = self._server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    def start_draining(self) -> None:
+        """Answer with Connection: close from now on and drop idle keep-alives."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+
+    def request_finished(self) -> None:
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is in service; False if ``timeout`` ran out first."""
+        if self.active == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                while self.active:
+                    self._idle.clear()
+                    await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn._close()
+        self.stop_accepting()

@@ -1,0 +1,155 @@
+"""Running a router process: load, listen, hot-reload, and drain on SIGTERM.
+
+Shutdown follows what Kubernetes needs for zero dropped requests: on SIGTERM
+``/readyz`` fails at once and responses ask clients to close their
+connections, but the listener keeps accepting for ``server.shutdownDelay``
+(while endpoints and load balancers catch up); then it stops accepting and
+waits up to ``server.drainTimeout`` for requests and streams in flight to
+finish, and exits 0. SIGINT (Ctrl-C at a terminal) skips the delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from modelroute.router.app import RouterApp
+from modelroute.router.credentials import secret_path
+from modelroute.router.http.client import UpstreamClient
+from modelroute.router.http.server import HttpServer
+from modelroute.router.metrics import Metrics
+from modelroute.router.reload import FileWatcher
+from modelroute.router.table import RoutingTable, build_table
+from modelroute.spec import SpecInvalid, load_route
+
+log = logging.getLogger("modelroute.router")
+
+
+class RouterServer:
+    """One router: its config file, its listener, its upstream pool."""
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        region: str | None = None,
+        secrets_dir: Path,
+        reload_interval: float = 1.0,
+    ) -> None:
+        self.config_path = config_path
+        self.region = region
+        self.secrets_dir = secrets_dir
+        self.reload_interval = reload_interval
+        self.metrics = Metrics()
+        self.port = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def load(self) -> RoutingTable:
+        """Read, validate and compile the config file; SpecInvalid says why not."""
+        route = load_route(self.config_path)
+        return build_table(route, self.region, self.secrets_dir, self.metrics)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        table = self.load()
+        self.client = UpstreamClient()
+        self.app = RouterApp(table, self.client, self.metrics)
+        self.http = HttpServer(self.app.handle, max_body=table.spec.server.max_request_body)
+        self.port = await self.http.listen(host, port)
+        self.host = host
+        watcher = FileWatcher(self._watched_files, self.reload, self.reload_interval)
+        self._tasks.append(asyncio.get_running_loop().create_task(watcher.run()))
+        log.info(
+            "router %s serving region %s on http://%s:%d (models: %s)",
+            table.route.name,
+            table.region,
+            host,
+            self.port,
+            ", ".join(table.routes),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def _watched_files(self) -> list[Path]:
+        spec = self.app.table.spec
+        refs = [ep.api_key_secret_ref for p in spec.providers for ep in p.endpoints]
+        if spec.auth is not None:
+            refs.append(spec.auth.keys_secret_ref)
+        return [self.config_path] + [secret_path(ref, self.secrets_dir) for ref in refs if ref]
+
+    def reload(self) -> bool:
+        """Swap in the config on disk if it is valid; keep the current one if not."""
+        try:
+            table = self.load()
+        except SpecInvalid as exc:
+            self.metrics.config_reloads.labels("invalid").inc()
+            log.error("config %s rejected, keeping the current one:\n%s", self.config_path, exc)
+            return False
+        self.app.table = table
+        self.http.max_body = table.spec.server.max_request_body
+        self.metrics.config_reloads.labels("ok").inc()
+        log.info("config reloaded (hash %s)", table.config_hash)
+        return True
+
+    async def drain(self, delay: float | None = None, timeout: float | None = None) -> bool:
+        """Graceful shutdown; True if every request in flight finished in time."""
+        server = self.app.table.spec.server
+        delay = server.shutdown_delay if delay is None else delay
+        timeout = server.drain_timeout if timeout is None else timeout
+        self.app.draining = True
+        self.http.start_draining()
+        log.info(
+            "draining: not ready; accepting for %.1fs more, then finishing in-flight work", delay
+        )
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.http.stop_accepting()
+        finished = await self.http.wait_idle(timeout)
+        if not finished:
+            log.warning("drain timeout: %d request(s) still in flight are cut", self.http.active)
+        await self.close()
+        return finished
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.http.close_all()
+        self.client.close()
+
+
+async def serve(
+    config_path: Path, region: str | None, host: str, port: int, secrets_dir: Path
+) -> int:
+    """Run a router until SIGTERM/SIGINT; the process exit code."""
+    router = RouterServer(config_path, region=region, secrets_dir=secrets_dir)
+    try:
+        await router.start(host, port)
+    except SpecInvalid as exc:
+        log.error("invalid config %s:\n%s", config_path, exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        return 1
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.done():
+            stop.set_result(sig)
+        else:  # a second signal: stop now
+            log.warning("second %s: exiting without waiting", sig.name)
+            raise SystemExit(1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    received = await stop
+    await router.drain(delay=0.0 if received == signal.SIGINT else None)
+    return 0

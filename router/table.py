@@ -1,0 +1,208 @@
+"""The routing table: a ModelRoute compiled for one region, ready for the hot path.
+
+Everything a request needs that depends only on the config is computed here
+once per (re)load: parsed upstream origins, pre-encoded request-line prefixes
+and ``Authorization`` headers, endpoint order by locality, prices, metric
+children, and the ``/v1/models`` answer. A reload builds a new table and swaps
+one reference; requests in flight keep the table they started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from modelroute.router.auth import load_client_keys
+from modelroute.router.credentials import resolve_api_key
+from modelroute.router.http.client import Origin, split_base_url
+from modelroute.router.metrics import OTHER, Metrics
+from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
+
+API_PATHS = ("/chat/completions", "/completions", "/embeddings")
+
+
+@dataclass(slots=True, eq=False)
+class Endpoint:
+    """One provider in one region: where requests go and how they authenticate."""
+
+    provider: str
+    region: str
+    base_url: str
+    origin: Origin
+    path_prefix: str
+    auth_header: bytes  # b"authorization: Bearer ...\r\n", or b"" for none
+    local: bool
+    key: str  # stable identity across reloads: provider, region, URL
+    heads: dict[str, bytes]  # per API path: request line, host, content type, auth
+    upstream_duration: Any  # metric children, resolved once
+    outcomes: dict[str, Any]
+    _attempts: Any
+
+    def outcome(self, outcome: str) -> Any:
+        child = self.outcomes.get(outcome)
+        if child is None:
+            child = self.outcomes[outcome] = self._attempts.labels(
+                self.provider, self.region, outcome
+            )
+        return child
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Endpoint({self.provider}@{self.region} {self.base_url})"
+
+
+@dataclass(slots=True, eq=False)
+class Target:
+    """One link of a model's fallback chain, with its endpoints nearest first."""
+
+    provider: str
+    model: str
+    endpoints: tuple[Endpoint, ...]
+    input_price: float  # USD per token
+    output_price: float
+    priced: bool
+    tokens_in: Any  # metric children, resolved once
+    tokens_out: Any
+    cost: Any
+
+
+@dataclass(slots=True, eq=False)
+class Route:
+    """A client-facing model name and its fallback chain."""
+
+    name: str
+    targets: tuple[Target, ...]
+    duration: Any  # metric children, resolved once
+    ttft: Any
+
+
+@dataclass(slots=True, eq=False)
+class RoutingTable:
+    route: ModelRoute
+    region: str
+    routes: Mapping[str, Route]
+    endpoints: tuple[Endpoint, ...]
+    client_keys: tuple[bytes, ...]  # sha256 digests of accepted client keys
+    models_body: bytes
+    config_hash: str
+
+    @property
+    def spec(self) -> RouteSpec:
+        return self.route.spec
+
+
+def build_table(
+    route: ModelRoute, region: str | None, secrets_dir: Path, metrics: Metrics
+) -> RoutingTable:
+    """Compile ``route`` for ``region``; raise SpecInvalid if keys cannot be resolved."""
+    spec = route.spec
+    regions = [r.name for r in spec.regions]
+    region = region or regions[0]
+    errors: list[SpecError] = []
+    if region not in regions:
+        errors.append(
+            SpecError("region", f'"{region}" is not one of spec.regions ({", ".join(regions)})')
+        )
+
+    endpoints_by_provider: dict[str, list[Endpoint]] = {}
+    all_endpoints: list[Endpoint] = []
+    for p, provider in enumerate(spec.providers):
+        for e, ep in enumerate(provider.endpoints):
+            where = f"spec.providers[{p}].endpoints[{e}]"
+            try:
+                api_key = resolve_api_key(ep, secrets_dir)
+            except LookupError as exc:
+                errors.append(SpecError(where, str(exc)))
+                continue
+            origin, prefix = split_base_url(ep.base_url)
+            auth = b"authorization: Bearer " + api_key.encode() + b"\r\n" if api_key else b""
+            endpoint = Endpoint(
+                provider=provider.name,
+                region=ep.region,
+                base_url=ep.base_url,
+                origin=origin,
+                path_prefix=prefix,
+                auth_header=auth,
+                local=ep.region == region,
+                key=f"{provider.name}/{ep.region}/{ep.base_url}",
+                heads={
+                    path: b"POST %s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
+                    % (prefix.encode(), path.encode(), origin.host_header, auth)
+                    for path in API_PATHS
+                },
+                upstream_duration=metrics.upstream_duration.labels(provider.name, ep.region),
+                outcomes={},
+                _attempts=metrics.upstream_attempts,
+            )
+            endpoints_by_provider.setdefault(provider.name, []).append(endpoint)
+            all_endpoints.append(endpoint)
+
+    client_keys: tuple[bytes, ...] = ()
+    if spec.auth is not None:
+        try:
+            client_keys = load_client_keys(spec.auth.keys_secret_ref, secrets_dir)
+        except LookupError as exc:
+            errors.append(SpecError("spec.auth.keysSecretRef", str(exc)))
+    if errors:
+        raise SpecInvalid(errors)
+
+    routes: dict[str, Route] = {}
+    for model in spec.models:
+        targets = []
+        for target in model.targets:
+            provider = spec.provider(target.provider)
+            price = provider.pricing.get(target.model)
+            endpoints = sorted(
+                endpoints_by_provider.get(target.provider, []), key=lambda ep: not ep.local
+            )
+            targets.append(
+                Target(
+                    provider=target.provider,
+                    model=target.model,
+                    endpoints=tuple(endpoints),
+                    input_price=price.input / 1e6 if price else 0.0,
+                    output_price=price.output / 1e6 if price else 0.0,
+                    priced=price is not None,
+                    tokens_in=metrics.tokens.labels(target.provider, target.model, "input"),
+                    tokens_out=metrics.tokens.labels(target.provider, target.model, "output"),
+                    cost=metrics.cost.labels(target.provider, target.model),
+                )
+            )
+        routes[model.name] = Route(
+            name=model.name,
+            targets=tuple(targets),
+            duration=metrics.request_duration.labels(model.name),
+            ttft=metrics.time_to_first_token.labels(model.name),
+        )
+
+    models_body = orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": model.name, "object": "model", "created": 0, "owned_by": "modelroute"}
+                for model in spec.models
+            ],
+        }
+    )
+    return RoutingTable(
+        route=route,
+        region=region,
+        routes=routes,
+        endpoints=tuple(all_endpoints),
+        client_keys=client_keys,
+        models_body=models_body,
+        config_hash=_config_hash(route, region),
+    )
+
+
+def _config_hash(route: ModelRoute, region: str) -> str:
+    return hashlib.sha256(repr((route, region)).encode()).hexdigest()[:12]
+
+
+def metric_model(table: RoutingTable, name: Any) -> str:
+    """The label for a client-supplied model name: itself if configured, else ``other``."""
+    return name if isinstance(name, str) and name in table.routes else OTHER
