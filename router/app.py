@@ -9,7 +9,10 @@ differ in whether their base URL includes it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+
+import orjson
 
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.auth import bearer_token, key_accepted
@@ -17,6 +20,7 @@ from modelroute.router.errors import MethodNotAllowed, NotFound, Unauthorized
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import Metrics
+from modelroute.router.probes import HealthMonitor
 from modelroute.router.proxy import JSON, Proxy
 from modelroute.router.table import RoutingTable
 
@@ -31,15 +35,19 @@ _METRICS_TYPE = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 class RouterApp:
     """Dispatches requests; holds the current routing table and the draining flag."""
 
-    def __init__(self, table: RoutingTable, client: UpstreamClient, metrics: Metrics) -> None:
+    def __init__(
+        self, table: RoutingTable, client: UpstreamClient, metrics: Metrics, health: HealthMonitor
+    ) -> None:
         self.table = table
         self.metrics = metrics
+        self.health = health
         self.draining = False
         self.proxy = Proxy(lambda: self.table, client, metrics)
         self._paths: dict[str, tuple[bytes, Endpoint]] = {
             "/healthz": (b"GET", self._healthz),
             "/readyz": (b"GET", self._readyz),
             "/metrics": (b"GET", self._metrics),
+            "/status": (b"GET", self._status),
         }
         for path, api in (
             ("/chat/completions", CHAT),
@@ -84,6 +92,39 @@ class RouterApp:
 
     async def _metrics(self, request: Request, out: ResponseWriter) -> None:
         out.send(200, [_METRICS_TYPE], self.metrics.exposition())
+
+    async def _status(self, request: Request, out: ResponseWriter) -> None:
+        """Each endpoint's health as the router sees it, for humans and scripts."""
+        table = self.table
+        now = time.monotonic()
+        endpoints = []
+        for endpoint in table.endpoints:
+            health = endpoint.health
+            endpoints.append(
+                {
+                    "provider": endpoint.provider,
+                    "region": endpoint.region,
+                    "baseURL": endpoint.base_url,
+                    "local": endpoint.local,
+                    "state": health.state(now),
+                    "ewmaMs": round(health.ewma * 1000, 3),
+                    "inFlight": health.in_flight,
+                    "consecutiveFailures": health.consecutive_failures,
+                    "ejections": health.ejections,
+                    "ejectedForS": round(max(0.0, health.ejected_until - now), 3),
+                    "coolingForS": round(max(0.0, health.cooldown_until - now), 3),
+                    "probesFailing": health.probe_unhealthy,
+                    "lastFailure": health.last_reason or None,
+                }
+            )
+        body = {
+            "route": table.route.name,
+            "region": table.region,
+            "configHash": table.config_hash,
+            "draining": self.draining,
+            "endpoints": endpoints,
+        }
+        out.send(200, [JSON], orjson.dumps(body))
 
     async def _models(self, request: Request, out: ResponseWriter) -> None:
         table = self.table

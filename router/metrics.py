@@ -104,6 +104,50 @@ class Metrics:
             ["provider", "region"],
             registry=registry,
         )
+        self.upstream_healthy = Gauge(
+            "modelroute_upstream_healthy",
+            "1 if the endpoint may take requests now (not ejected, cooling down or failing probes).",
+            ["provider", "region"],
+            registry=registry,
+        )
+        self.ejections = Counter(
+            "modelroute_upstream_ejections",
+            "Endpoints ejected by outlier detection.",
+            ["provider", "region"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "modelroute_failovers",
+            "Attempts that moved a request from one region to another.",
+            ["from_region", "to_region"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "modelroute_fallbacks",
+            "Requests answered by a target other than the first of the model's chain.",
+            ["model", "target"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "modelroute_retries",
+            "Upstream attempts after the first one of a request.",
+            registry=registry,
+        )
+        self.retries_refused = Counter(
+            "modelroute_retries_refused_by_budget",
+            "Retries not made because the retry budget was spent.",
+            registry=registry,
+        )
+        self.panics = Counter(
+            "modelroute_panic_attempts",
+            "Attempts on an unavailable endpoint because no candidate was available (panic mode).",
+            registry=registry,
+        )
+        self.hedges = Counter(
+            "modelroute_hedges",
+            "Hedged attempts sent because the first one was slow.",
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "modelroute_config_reloads",
             "Config reloads by result (ok, invalid).",
@@ -111,6 +155,15 @@ class Metrics:
             registry=registry,
         )
         self._codes: dict[tuple[str, int], Counter] = {}
+        self._failovers: dict[tuple[str, str], Counter] = {}
+
+    def count_failover(self, source: str, destination: str) -> None:
+        child = self._failovers.get((source, destination))
+        if child is None:
+            child = self._failovers[(source, destination)] = self.failovers.labels(
+                source, destination
+            )
+        child.inc()
 
     def count_request(self, model: str, code: int) -> None:
         child = self._codes.get((model, code))

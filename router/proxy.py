@@ -1,9 +1,13 @@
 """Proxying one OpenAI API call: accept → resolve → plan → attempt → respond → record.
 
-This module strings the steps together and owns the attempt loop: each
-candidate of the plan gets one attempt until one answers, the retry policy
-says stop, or the plan runs out. What counts as retryable, and what the
-client then sees, is the failure model drawn in :mod:`.errors`.
+This module strings the steps together and owns the attempt loop. Each
+candidate of the plan (:mod:`.plan`) is admitted by its endpoint's health
+(:mod:`.health`) and gets one attempt, until one answers, the retry policy or
+the retry budget says stop, or the plan runs out; when more attempts are
+allowed than there are candidates, the loop plans again and the same
+endpoint is retried after a jittered exponential backoff. What counts as
+retryable, and what the client then sees, is the failure model drawn in
+:mod:`.errors`.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
+import random
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from time import monotonic, perf_counter
+from typing import Any
 
 import orjson
 
@@ -36,10 +44,11 @@ from modelroute.router.errors import (
     error_body,
 )
 from modelroute.router.headers import header, to_client, to_upstream
+from modelroute.router.health import may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import OTHER, Metrics
-from modelroute.router.plan import Candidate, plan
+from modelroute.router.plan import Candidate, panic_candidate, plan
 from modelroute.router.stream import (
     StreamState,
     Usage,
@@ -49,9 +58,7 @@ from modelroute.router.stream import (
     relay_block,
 )
 from modelroute.router.table import Route, RoutingTable, Target
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from modelroute.spec.model import Hedging
 
 log = logging.getLogger("modelroute.access")
 
@@ -59,34 +66,37 @@ JSON = (b"content-type", b"application/json")
 _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 
+Headers = list[tuple[bytes, bytes]]
+_COSTLY = frozenset({"timeout", "5xx"})  # failures whose retries spend the retry budget
+
 
 def new_request_id() -> bytes:
     """Unique per process and across pods, without uuid4's cost on every request."""
     return b"mr-%s-%d" % (_ID_PREFIX, next(_ids))
 
 
-def parse_retry_after(headers: list[tuple[bytes, bytes]]) -> float | None:
-    """Seconds an upstream asked us to wait (``retry-after-ms`` or ``Retry-After`` seconds)."""
+def parse_retry_after(headers: Headers) -> float | None:
+    """Seconds an upstream asked us to wait (``retry-after-ms``, or ``Retry-After``
+    in seconds or as an HTTP date)."""
     value = header(headers, b"retry-after-ms")
     if value is not None:
-        try:
+        with contextlib.suppress(ValueError):
             return float(value) / 1000
-        except ValueError:
-            pass
     value = header(headers, b"retry-after")
-    if value is not None:
-        try:
-            return float(value)
-        except ValueError:
-            try:
-                when = parsedate_to_datetime(value.decode("latin-1"))
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, when.timestamp() - time.time())
-    return None
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
-def classify(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> AttemptFailed:
+def classify(status: int, headers: Headers, body: bytes) -> AttemptFailed:
     """The failure an upstream's non-2xx answer stands for."""
     if status == 429:
         return RateLimited(status, headers, body, parse_retry_after(headers))
@@ -95,21 +105,81 @@ def classify(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> At
     return UpstreamRejected(status, headers, body)
 
 
+def hedge_delay(policy: Hedging, candidate: Candidate) -> float | None:
+    """How long to wait before hedging, or None (percentile unknown yet)."""
+    after = policy.after
+    if after.startswith("p"):
+        return candidate.endpoint.health.percentile(int(after[1:]) / 100)
+    return float(after[:-2]) / 1000 if after.endswith("ms") else float(after[:-1])
+
+
+@dataclass(slots=True)
+class RetryBudget:
+    """Envoy's retry budget: retries in flight bounded by a share of requests in flight."""
+
+    requests: int = 0
+    retries: int = 0
+
+    def allows(self, percent: int, minimum: int) -> bool:
+        return self.retries < max(minimum, self.requests * percent / 100)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One client request on its way through the attempt loop."""
+
+    request: Request
+    out: ResponseWriter
+    table: RoutingTable
+    route: Route
+    call: Call
+    request_id: bytes
+    forward: bytes  # client headers to pass upstream, serialised
+    strip_usage: bool
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    attempts: int = 0
+    upstream_time: float = 0.0
+    last: Candidate | None = None
+
+    def body_for(self, target: Target) -> bytes:
+        body = self.bodies.get(target.model)
+        if body is None:
+            self.call.payload["model"] = target.model
+            body = self.bodies[target.model] = orjson.dumps(self.call.payload)
+        return body
+
+    def head_for(self, candidate: Candidate, body: bytes) -> bytes:
+        return (
+            candidate.endpoint.heads[self.call.api.path]
+            + self.forward
+            + b"content-length: %d\r\n\r\n" % len(body)
+        )
+
+
 class Proxy:
     """Serves the proxied API paths against the current routing table."""
 
     def __init__(
-        self, table: Callable[[], RoutingTable], client: UpstreamClient, metrics: Metrics
+        self,
+        table: Callable[[], RoutingTable],
+        client: UpstreamClient,
+        metrics: Metrics,
+        rng: random.Random | None = None,
     ) -> None:
         self._table = table
         self._client = client
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
+        self._rng = rng or random.Random()
+        self.budget = RetryBudget()
+
+    # --- one request ----------------------------------------------------------------
 
     async def handle(self, request: Request, out: ResponseWriter, api: Api) -> None:
         table = self._table()
         metrics = self._metrics
         metrics.in_flight.inc()
+        self.budget.requests += 1
         request_id = request.headers.get(b"x-request-id") or new_request_id()
         route: Route | None = None
         code = 500
@@ -125,12 +195,15 @@ class Proxy:
                     f"The model `{call.model}` does not exist or you do not have access to it.",
                     param="model",
                 )
-            code = await self._route(request, out, table, route, call, request_id)
+            code = await self._route(
+                self._exchange_for(request, out, table, route, call, request_id)
+            )
         except ClientError as exc:
             code = exc.status
             out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
         finally:
             metrics.in_flight.dec()
+            self.budget.requests -= 1
             elapsed = perf_counter() - request.received_at
             if route is not None:
                 route.duration.observe(elapsed)
@@ -146,7 +219,7 @@ class Proxy:
                     request_id.decode("latin-1"),
                 )
 
-    async def _route(
+    def _exchange_for(
         self,
         request: Request,
         out: ResponseWriter,
@@ -154,11 +227,7 @@ class Proxy:
         route: Route,
         call: Call,
         request_id: bytes,
-    ) -> int:
-        resilience = table.spec.resilience
-        retry_on = resilience.retries.on
-        max_attempts = 1 + resilience.retries.attempts
-        forward = to_upstream(request.headers) + b"x-request-id: " + request_id + b"\r\n"
+    ) -> Exchange:
         strip_usage = False
         if call.stream and not call.wants_usage:
             options = call.payload.get("stream_options")
@@ -167,169 +236,260 @@ class Proxy:
                 "include_usage": True,
             }
             strip_usage = True
-        bodies: dict[str, bytes] = {}
-        upstream_time = 0.0
-        attempts = 0
-        failure: AttemptFailed | None = None
-        for candidate in plan(route):
-            if attempts >= max_attempts:
-                break
-            attempts += 1
-            target, endpoint = candidate.target, candidate.endpoint
-            body = bodies.get(target.model)
-            if body is None:
-                call.payload["model"] = target.model
-                body = bodies[target.model] = orjson.dumps(call.payload)
-            head = (
-                endpoint.heads[call.api.path] + forward + b"content-length: %d\r\n\r\n" % len(body)
-            )
-            started = perf_counter()
-            try:
-                if call.stream:
-                    return await self._stream(
-                        out, route, candidate, head, body, strip_usage, request, request_id,
-                        attempts, upstream_time, table,
-                    )  # fmt: skip
-                status, headers, answer = await self._exchange(candidate, head, body, table)
-            except Retryable as exc:
-                upstream_time += perf_counter() - started
-                endpoint.outcome(exc.reason).inc()
-                failure = exc
-                if exc.reason in retry_on:
-                    continue
-                if isinstance(exc, UpstreamAnswered):  # not retried by policy: the client gets it
-                    self._pass_through(
-                        out, exc, candidate, attempts, request_id, request, upstream_time
-                    )
-                    return exc.status
-                break
-            except UpstreamRejected as exc:
-                endpoint.outcome(exc.reason).inc()
-                self._pass_through(
-                    out, exc, candidate, attempts, request_id, request, upstream_time
-                )
-                return exc.status
-            upstream_time += perf_counter() - started
-            endpoint.outcome("ok").inc()
-            endpoint.upstream_duration.observe(perf_counter() - started)
-            if b'"usage"' in answer:
-                usage = Usage()
-                with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                    usage.take(orjson.loads(answer).get("usage"))
-                self._count_usage(target, usage)
-            headers = to_client(headers)
-            headers += self._identity(candidate, attempts, request_id, request, upstream_time)
-            out.send(status, headers, answer)
-            return status
-        return self._give_up(out, route, failure, attempts, request_id)
+        forward = to_upstream(request.headers) + b"x-request-id: " + request_id + b"\r\n"
+        return Exchange(request, out, table, route, call, request_id, forward, strip_usage)
 
-    async def _exchange(
-        self, candidate: Candidate, head: bytes, body: bytes, table: RoutingTable
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        timeouts = table.spec.resilience.timeouts
-        started = self._loop.time()  # the loop's clock: deadlines are set on it
+    # --- the attempt loop -------------------------------------------------------------
+
+    async def _route(self, ex: Exchange) -> int:
+        resilience = ex.table.spec.resilience
+        retries = resilience.retries
+        max_attempts = 1 + retries.attempts
+        failure: AttemptFailed | None = None
+        while ex.attempts < max_attempts:
+            candidates = plan(ex.route, monotonic(), self._rng)
+            panic = False
+            if not candidates:
+                fallback = panic_candidate(ex.route) if ex.attempts == 0 else None
+                if fallback is None:
+                    break
+                candidates, panic = [fallback], True
+            progressed = False
+            queue = iter(candidates)
+            for candidate in queue:
+                if ex.attempts >= max_attempts:
+                    break
+                health = candidate.endpoint.health
+                if panic:
+                    health.force_admit()
+                    self._metrics.panics.inc()
+                elif not health.admit(monotonic()):
+                    continue
+                retry = ex.attempts > 0
+                # Only retries after a timeout or a 5xx spend the budget: those upstreams
+                # did (or may have done) the work, so retrying multiplies load. After a
+                # refused connection or a 429 nothing was done, and moving on is free.
+                budgeted = retry and failure is not None and failure.reason in _COSTLY
+                if budgeted and not self.budget.allows(
+                    retries.budget_percent, retries.min_retry_concurrency
+                ):
+                    health.done()
+                    self._metrics.retries_refused.inc()
+                    return self._give_up(ex, failure)
+                progressed = True
+                try:
+                    if budgeted:
+                        self.budget.retries += 1
+                    if retry and ex.last is not None and candidate.endpoint is ex.last.endpoint:
+                        await self._backoff(ex)
+                    self._count_attempt(ex, candidate)
+                    if ex.call.stream:
+                        return await self._stream(ex, candidate)
+                    if resilience.hedging.enabled:
+                        status, headers, answer, winner = await self._hedged(ex, candidate, queue)
+                    else:
+                        status, headers, answer = await self._attempt(ex, candidate)
+                        winner = candidate
+                except Retryable as exc:
+                    failure = exc
+                    if exc.reason in retries.on:
+                        continue
+                    if isinstance(exc, UpstreamAnswered):  # not retried by policy: pass it on
+                        return self._pass_through(ex, exc, ex.last or candidate)
+                    return self._give_up(ex, failure)
+                except UpstreamRejected as exc:
+                    return self._pass_through(ex, exc, ex.last or candidate)
+                finally:
+                    if budgeted:
+                        self.budget.retries -= 1
+                self._respond(ex, winner, status, headers, answer)
+                return status
+            if not progressed or panic:
+                break
+        return self._give_up(ex, failure)
+
+    def _count_attempt(self, ex: Exchange, candidate: Candidate) -> None:
+        if ex.last is not None:
+            self._metrics.retries.inc()
+            if ex.last.endpoint.region != candidate.endpoint.region:
+                self._metrics.count_failover(ex.last.endpoint.region, candidate.endpoint.region)
+        ex.last = candidate
+        ex.attempts += 1
+
+    async def _backoff(self, ex: Exchange) -> None:
+        backoff = ex.table.spec.resilience.retries.backoff
+        ceiling = min(backoff.max, backoff.base * 2 ** max(0, ex.attempts - 1))
+        await asyncio.sleep(ceiling * self._rng.uniform(0.5, 1.0))
+
+    # --- one attempt ------------------------------------------------------------------
+
+    def _record_failure(self, ex: Exchange, candidate: Candidate, exc: AttemptFailed) -> None:
+        endpoint = candidate.endpoint
+        resilience = ex.table.spec.resilience
+        now = monotonic()
+        endpoint.outcome(exc.reason).inc()
+        if isinstance(exc, RateLimited):
+            endpoint.health.rate_limited(now, exc.retry_after, resilience.rate_limit)
+        elif isinstance(exc, Retryable):
+            outlier = resilience.outlier_detection
+            if endpoint.health.failed(
+                now,
+                exc.reason,
+                outlier,
+                may_eject(endpoint.pool, now, outlier.max_ejection_percent),
+            ):
+                self._metrics.ejections.labels(endpoint.provider, endpoint.region).inc()
+        else:
+            endpoint.health.answered()
+
+    async def _attempt(self, ex: Exchange, candidate: Candidate) -> tuple[int, Headers, bytes]:
+        """One non-streaming attempt; the endpoint was admitted by the caller."""
+        endpoint = candidate.endpoint
+        body = ex.body_for(candidate.target)
+        head = ex.head_for(candidate, body)
+        timeouts = ex.table.spec.resilience.timeouts
+        started = perf_counter()
+        deadline_base = self._loop.time()  # deadlines live on the loop's clock
         response: UpstreamResponse | None = None
         try:
-            async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
-                response = await self._client.request(
-                    candidate.endpoint.origin, head, body, connect_timeout=timeouts.connect
-                )
-                deadline.reschedule(started + timeouts.total)
-                answer = await response.read()
-        except TimeoutError:
+            try:
+                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
+                    response = await self._client.request(
+                        endpoint.origin, head, body, connect_timeout=timeouts.connect
+                    )
+                    deadline.reschedule(deadline_base + timeouts.total)
+                    answer = await response.read()
+            except TimeoutError:
+                raise UpstreamTimeout("upstream did not answer in time") from None
+            finally:
+                ex.upstream_time += perf_counter() - started
+            response.close()
+            if response.status >= 400:
+                raise classify(response.status, response.headers, answer)
+        except AttemptFailed as exc:
             if response is not None:
                 response.abort()
-            raise UpstreamTimeout("upstream did not answer in time") from None
+            self._record_failure(ex, candidate, exc)
+            raise
         except BaseException:
             if response is not None:
                 response.abort()
             raise
-        response.close()
-        if response.status >= 400:
-            raise classify(response.status, response.headers, answer)
+        finally:
+            endpoint.health.done()
+        latency = perf_counter() - started
+        endpoint.health.succeeded(monotonic(), latency)
+        endpoint.outcome("ok").inc()
+        endpoint.upstream_duration.observe(latency)
         return response.status, response.headers, answer
 
-    async def _stream(
-        self,
-        out: ResponseWriter,
-        route: Route,
-        candidate: Candidate,
-        head: bytes,
-        body: bytes,
-        strip_usage: bool,
-        request: Request,
-        request_id: bytes,
-        attempts: int,
-        upstream_time: float,
-        table: RoutingTable,
-    ) -> int:
-        timeouts = table.spec.resilience.timeouts
+    async def _hedged(
+        self, ex: Exchange, first: Candidate, rest: Iterator[Candidate]
+    ) -> tuple[int, Headers, bytes, Candidate]:
+        """Race a second candidate against a slow first one; the first success wins."""
+        delay = hedge_delay(ex.table.spec.resilience.hedging, first)
+        primary = self._loop.create_task(self._attempt(ex, first))
+        racing: dict[asyncio.Task[tuple[int, Headers, bytes]], Candidate] = {primary: first}
+        try:
+            if delay is not None:
+                done, _ = await asyncio.wait({primary}, timeout=delay)
+                if not done:
+                    second = next((c for c in rest if c.endpoint.health.admit(monotonic())), None)
+                    if second is not None:
+                        self._metrics.hedges.inc()
+                        self._count_attempt(ex, second)
+                        racing[self._loop.create_task(self._attempt(ex, second))] = second
+            failure: BaseException | None = None
+            pending = set(racing)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        status, headers, answer = task.result()
+                        return status, headers, answer, racing[task]
+                    failure = task.exception()
+            assert failure is not None
+            raise failure
+        finally:
+            for task in racing:
+                task.cancel()
+
+    async def _stream(self, ex: Exchange, candidate: Candidate) -> int:
+        """A streaming attempt: fail over freely until the commit point, relay after it."""
+        endpoint = candidate.endpoint
+        body = ex.body_for(candidate.target)
+        head = ex.head_for(candidate, body)
+        timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
         total_deadline = self._loop.time() + timeouts.total
-        state = StreamState(strip_usage=strip_usage)
+        state = StreamState(strip_usage=ex.strip_usage)
         response: UpstreamResponse | None = None
         try:
-            async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
-                response = await self._client.request(
-                    candidate.endpoint.origin, head, body, connect_timeout=timeouts.connect
-                )
-                deadline.reschedule(total_deadline)
-                if response.status >= 400:
-                    answer = await response.read()
-                    response.close()
-                    raise classify(response.status, response.headers, answer)
-                content_type = header(response.headers, b"content-type") or b""
-                if not content_type.startswith(b"text/event-stream"):
-                    # The upstream answered a stream request with one JSON document.
-                    answer = await response.read()
-                    response.close()
-                    headers = to_client(response.headers) + self._identity(
-                        candidate,
-                        attempts,
-                        request_id,
-                        request,
-                        upstream_time + perf_counter() - started,
+            try:
+                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
+                    response = await self._client.request(
+                        endpoint.origin, head, body, connect_timeout=timeouts.connect
                     )
-                    out.send(response.status, headers, answer)
-                    candidate.endpoint.outcome("ok").inc()
-                    return response.status
-                await open_stream(response, state)
-        except TimeoutError:
+                    deadline.reschedule(total_deadline)
+                    if response.status >= 400:
+                        answer = await response.read()
+                        response.close()
+                        raise classify(response.status, response.headers, answer)
+                    content_type = header(response.headers, b"content-type") or b""
+                    if not content_type.startswith(b"text/event-stream"):
+                        # The upstream answered a stream request with one JSON document.
+                        answer = await response.read()
+                        response.close()
+                        ex.upstream_time += perf_counter() - started
+                        endpoint.health.succeeded(monotonic(), perf_counter() - started)
+                        endpoint.outcome("ok").inc()
+                        self._respond(ex, candidate, response.status, response.headers, answer)
+                        return response.status
+                    await open_stream(response, state)
+            except TimeoutError:
+                raise UpstreamTimeout("upstream stream did not start in time") from None
+            finally:
+                ex.upstream_time += perf_counter() - started
+        except AttemptFailed as exc:
             if response is not None:
                 response.abort()
-            raise UpstreamTimeout("upstream stream did not start in time") from None
+            self._record_failure(ex, candidate, exc)
+            endpoint.health.done()
+            raise
         except BaseException:
             if response is not None:
                 response.abort()
+            endpoint.health.done()
             raise
 
         # Commit point: the client gets the headers and the first content now.
-        endpoint = candidate.endpoint
-        headers = to_client(response.headers) + self._identity(
-            candidate, attempts, request_id, request, upstream_time + perf_counter() - started
-        )
-        out.start_stream(response.status, headers)
-        await out.write(b"".join(state.held))
-        route.ttft.observe(perf_counter() - request.received_at)
-        outcome = "ok"
         try:
-            if not state.ended:
-                async with asyncio.timeout_at(total_deadline):
-                    await self._relay(response, out, state)
-        except (TimeoutError, AttemptFailed) as exc:
-            outcome = (
-                "timeout" if isinstance(exc, TimeoutError) else getattr(exc, "reason", "error")
-            )
-            reason = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
-            await out.write(interruption_event(reason))
+            endpoint.health.succeeded(monotonic(), perf_counter() - started)
+            headers = to_client(response.headers) + self._identity(ex, candidate)
+            ex.out.start_stream(response.status, headers)
+            await ex.out.write(b"".join(state.held))
+            ex.route.ttft.observe(perf_counter() - ex.request.received_at)
+            self._count_fallback(ex, candidate)
+            outcome = "ok"
+            try:
+                if not state.ended:
+                    async with asyncio.timeout_at(total_deadline):
+                        await self._relay(response, ex.out, state)
+            except (TimeoutError, AttemptFailed) as exc:
+                failure = UpstreamTimeout("timed out") if isinstance(exc, TimeoutError) else exc
+                outcome = failure.reason if isinstance(failure, AttemptFailed) else "error"
+                self._record_failure(ex, candidate, failure)
+                self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
+                await ex.out.write(interruption_event(str(failure)))
+            ex.out.end_stream()
+            if outcome == "ok":
+                endpoint.outcome("ok").inc()
+            endpoint.upstream_duration.observe(perf_counter() - started)
+            self._count_usage(candidate.target, state.usage)
+            return response.status
         finally:
             response.close()
-        out.end_stream()
-        endpoint.outcome(outcome).inc()
-        endpoint.upstream_duration.observe(perf_counter() - started)
-        self._count_usage(candidate.target, state.usage)
-        return response.status
+            endpoint.health.done()
 
     async def _relay(
         self, response: UpstreamResponse, out: ResponseWriter, state: StreamState
@@ -349,6 +509,23 @@ class Proxy:
             pending = buf[cut:]
             await out.write(relay_block(buf[:cut], state))
 
+    # --- answering --------------------------------------------------------------------
+
+    def _respond(
+        self, ex: Exchange, candidate: Candidate, status: int, headers: Headers, answer: bytes
+    ) -> None:
+        if b'"usage"' in answer:
+            usage = Usage()
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                usage.take(orjson.loads(answer).get("usage"))
+            self._count_usage(candidate.target, usage)
+        self._count_fallback(ex, candidate)
+        ex.out.send(status, to_client(headers) + self._identity(ex, candidate), answer)
+
+    def _count_fallback(self, ex: Exchange, candidate: Candidate) -> None:
+        if candidate.index > 0:
+            ex.route.fallback_counters[candidate.index].inc()
+
     def _count_usage(self, target: Target, usage: Usage) -> None:
         if not usage.seen:
             return
@@ -360,57 +537,46 @@ class Proxy:
                 + usage.completion_tokens * target.output_price
             )
 
-    def _identity(
-        self,
-        candidate: Candidate,
-        attempts: int,
-        request_id: bytes,
-        request: Request,
-        upstream_time: float,
-    ) -> list[tuple[bytes, bytes]]:
-        overhead = max(0.0, perf_counter() - request.received_at - upstream_time) * 1000
+    def _identity(self, ex: Exchange, candidate: Candidate) -> Headers:
+        overhead = max(0.0, perf_counter() - ex.request.received_at - ex.upstream_time) * 1000
         return [
             (b"x-modelroute-provider", candidate.endpoint.provider.encode()),
             (b"x-modelroute-region", candidate.endpoint.region.encode()),
             (b"x-modelroute-model", candidate.target.model.encode()),
-            (b"x-modelroute-attempts", b"%d" % attempts),
+            (b"x-modelroute-attempts", b"%d" % ex.attempts),
             (b"x-modelroute-overhead-ms", b"%.3f" % overhead),
-            (b"x-request-id", request_id),
+            (b"x-request-id", ex.request_id),
         ]
 
     def _pass_through(
-        self,
-        out: ResponseWriter,
-        answer: UpstreamRejected | UpstreamAnswered,
-        candidate: Candidate,
-        attempts: int,
-        request_id: bytes,
-        request: Request,
-        upstream_time: float,
-    ) -> None:
-        headers = to_client(answer.headers)
-        headers += self._identity(candidate, attempts, request_id, request, upstream_time)
-        out.send(answer.status, headers, answer.body)
-
-    def _give_up(
-        self,
-        out: ResponseWriter,
-        route: Route,
-        failure: AttemptFailed | None,
-        attempts: int,
-        request_id: bytes,
+        self, ex: Exchange, answer: UpstreamRejected | UpstreamAnswered, candidate: Candidate
     ) -> int:
-        detail = str(failure) if failure is not None else "no endpoint is configured"
-        headers: list[Any] = [
-            JSON,
-            (b"retry-after", b"1"),
-            (b"x-modelroute-attempts", b"%d" % attempts),
-            (b"x-request-id", request_id),
-        ]
+        ex.out.send(
+            answer.status, to_client(answer.headers) + self._identity(ex, candidate), answer.body
+        )
+        return answer.status
+
+    def _give_up(self, ex: Exchange, failure: AttemptFailed | None) -> int:
+        now = monotonic()
+        soonest = min(
+            (e.health.available_at(now) for t in ex.route.targets for e in t.endpoints),
+            default=now,
+        )
+        retry_after = max(1, math.ceil(soonest - now))
+        detail = (
+            str(failure) if failure is not None else "every endpoint is ejected or cooling down"
+        )
         body = error_body(
-            f"No upstream could answer for model `{route.name}` after {attempts} attempt(s): {detail}.",
+            f"No upstream could answer for model `{ex.route.name}` after {ex.attempts} "
+            f"attempt(s): {detail}.",
             "server_error",
             code="upstream_unavailable",
         )
-        out.send(503, headers, body)
+        headers: list[Any] = [
+            JSON,
+            (b"retry-after", b"%d" % retry_after),
+            (b"x-modelroute-attempts", b"%d" % ex.attempts),
+            (b"x-request-id", ex.request_id),
+        ]
+        ex.out.send(503, headers, body)
         return 503

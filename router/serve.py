@@ -21,6 +21,7 @@ from modelroute.router.credentials import secret_path
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import HttpServer
 from modelroute.router.metrics import Metrics
+from modelroute.router.probes import HealthMonitor
 from modelroute.router.reload import FileWatcher
 from modelroute.router.table import RoutingTable, build_table
 from modelroute.spec import SpecInvalid, load_route
@@ -55,12 +56,15 @@ class RouterServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         table = self.load()
         self.client = UpstreamClient()
-        self.app = RouterApp(table, self.client, self.metrics)
+        self.health = HealthMonitor(self.client, self.metrics)
+        self.health.attach(table)
+        self.app = RouterApp(table, self.client, self.metrics, self.health)
         self.http = HttpServer(self.app.handle, max_body=table.spec.server.max_request_body)
         self.port = await self.http.listen(host, port)
         self.host = host
         watcher = FileWatcher(self._watched_files, self.reload, self.reload_interval)
         self._tasks.append(asyncio.get_running_loop().create_task(watcher.run()))
+        self.health.start_probes(table)
         log.info(
             "router %s serving region %s on http://%s:%d (models: %s)",
             table.route.name,
@@ -89,7 +93,9 @@ class RouterServer:
             self.metrics.config_reloads.labels("invalid").inc()
             log.error("config %s rejected, keeping the current one:\n%s", self.config_path, exc)
             return False
+        self.health.attach(table)
         self.app.table = table
+        self.health.start_probes(table)
         self.http.max_body = table.spec.server.max_request_body
         self.metrics.config_reloads.labels("ok").inc()
         log.info("config reloaded (hash %s)", table.config_hash)
@@ -121,6 +127,7 @@ class RouterServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.health.close()
         self.http.close_all()
         self.client.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 
 from modelroute.router.auth import load_client_keys
 from modelroute.router.credentials import resolve_api_key
+from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
@@ -42,6 +43,9 @@ class Endpoint:
     upstream_duration: Any  # metric children, resolved once
     outcomes: dict[str, Any]
     _attempts: Any
+    # Set by the health monitor: this endpoint's state, and its provider's pool.
+    health: EndpointHealth = field(default_factory=lambda: EndpointHealth("", "", ""))
+    pool: tuple[EndpointHealth, ...] = ()
 
     def outcome(self, outcome: str) -> Any:
         child = self.outcomes.get(outcome)
@@ -62,6 +66,8 @@ class Target:
     provider: str
     model: str
     endpoints: tuple[Endpoint, ...]
+    local: tuple[Endpoint, ...]  # in the router's own region
+    remote: tuple[Endpoint, ...]
     input_price: float  # USD per token
     output_price: float
     priced: bool
@@ -76,6 +82,7 @@ class Route:
 
     name: str
     targets: tuple[Target, ...]
+    fallback_counters: tuple[Any, ...]  # per target, for modelroute_fallbacks_total
     duration: Any  # metric children, resolved once
     ttft: Any
 
@@ -164,6 +171,8 @@ def build_table(
                     provider=target.provider,
                     model=target.model,
                     endpoints=tuple(endpoints),
+                    local=tuple(ep for ep in endpoints if ep.local),
+                    remote=tuple(ep for ep in endpoints if not ep.local),
                     input_price=price.input / 1e6 if price else 0.0,
                     output_price=price.output / 1e6 if price else 0.0,
                     priced=price is not None,
@@ -175,6 +184,9 @@ def build_table(
         routes[model.name] = Route(
             name=model.name,
             targets=tuple(targets),
+            fallback_counters=tuple(
+                metrics.fallbacks.labels(model.name, f"{t.provider}/{t.model}") for t in targets
+            ),
             duration=metrics.request_duration.labels(model.name),
             ttft=metrics.time_to_first_token.labels(model.name),
         )

@@ -110,6 +110,15 @@ class Retries:
         doc="Failures that move a request to the next candidate.",
     )
     backoff: Backoff = spec_field({}, doc="Backoff between attempts on the same endpoint.")
+    budget_percent: int = spec_field(
+        20,
+        doc="Retries in flight may be at most this share of requests in flight (retry budget).",
+        minimum=0,
+        maximum=100,
+    )
+    min_retry_concurrency: int = spec_field(
+        3, doc="Retries in flight always allowed, whatever the budget says.", minimum=0
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +141,16 @@ class OutlierDetection:
     max_ejection_time: Duration = spec_field("300s", doc="Cap on one ejection's time.")
     max_ejection_percent: int = spec_field(
         50, doc="Most endpoints of a provider that may be ejected at once.", minimum=0, maximum=100
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    default_cooldown: Duration = spec_field(
+        "1s", doc="Cooldown after a 429 that carries no Retry-After."
+    )
+    max_cooldown: Duration = spec_field(
+        "60s", doc="Cap on a cooldown; Retry-After is honoured up to this."
     )
 
 
@@ -170,6 +189,7 @@ class Resilience:
     outlier_detection: OutlierDetection = spec_field({}, doc="Passive health from live traffic.")
     health_check: HealthCheck = spec_field({}, doc="Active health probes.")
     hedging: Hedging = spec_field({}, doc="Hedged requests for non-streaming calls.")
+    rate_limit: RateLimit = spec_field({}, doc="How 429 answers cool an endpoint down.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,6 @@ class HttpServerProtocol(asyncio.Protocol):
         self._queue: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._closing = False
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
@@ -194,11 +193,12 @@ class HttpServerProtocol(asyncio.Protocol):
                 self._refuse(400, b"malformed HTTP request: " + str(exc).encode())
 
     def eof_received(self) -> bool | None:
-        # Half-closed by the client: finish what is in service, then close.
-        self._closing = True
-        if self._task is None and self.transport is not None:
-            self.transport.close()
-        return True
+        # A client that closes its socket sends FIN, which looks exactly like a
+        # half-close. Clients that half-close and still wait for an answer are
+        # vanishingly rare; clients that give up are common, and must not keep an
+        # upstream call running for nobody. So FIN means gone: returning None lets
+        # the transport close, and connection_lost cancels the request in service.
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -298,7 +298,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._task = None
         if self.transport is None:
             return
-        if not request.keep_alive or self._closing or self._server.draining:
+        if not request.keep_alive or self._server.draining:
             self._close()
         elif self._queue:
             self._start(self._queue.popleft())
@@ -306,7 +306,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self._arm_idle_timer()
 
     def connection_header(self) -> bytes:
-        if self._server.draining or self._closing:
+        if self._server.draining:
             return b"connection: close\r\n\r\n"
         return b"\r\n"
 

@@ -21,7 +21,9 @@ async def sse(response: aiohttp.ClientResponse) -> list[Any]:
     return out
 
 
-async def test_chat_non_streaming(make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession) -> None:
+async def test_chat_non_streaming(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
     sim = await make_sim(tokens=5)
     router = await make_router(route_doc({"deepseek": [("us-east-1", sim)]}))
     async with http.post(f"{router.url}/chat/completions", json=CHAT) as resp:
@@ -58,7 +60,10 @@ async def test_chat_streaming_relays_chunks_and_hides_injected_usage(
     assert all("usage" not in c or c["usage"] is None for c in chunks)
     assert all(c["choices"] for c in chunks)
     metrics = await (await http.get(f"http://127.0.0.1:{router.port}/metrics")).text()
-    assert 'modelroute_tokens_total{direction="output",model="upstream-model",provider="deepseek"} 6.0' in metrics
+    assert (
+        'modelroute_tokens_total{direction="output",model="upstream-model",provider="deepseek"} 6.0'
+        in metrics
+    )
 
 
 async def test_streaming_client_that_asks_for_usage_gets_it(
@@ -83,10 +88,14 @@ async def test_completions_embeddings_and_models(
         models={"chat-fast": [("qwen", "upstream-model")], "embed": [("qwen", "emb-v3")]},
     )
     router = await make_router(doc)
-    async with http.post(f"{router.url}/completions", json={"model": "chat-fast", "prompt": "Say hi"}) as resp:
+    async with http.post(
+        f"{router.url}/completions", json={"model": "chat-fast", "prompt": "Say hi"}
+    ) as resp:
         assert resp.status == 200
         assert (await resp.json())["object"] == "text_completion"
-    async with http.post(f"{router.url}/embeddings", json={"model": "embed", "input": ["a", "b"]}) as resp:
+    async with http.post(
+        f"{router.url}/embeddings", json={"model": "embed", "input": ["a", "b"]}
+    ) as resp:
         assert resp.status == 200
         data = await resp.json()
         assert len(data["data"]) == 2
@@ -99,7 +108,9 @@ async def test_completions_embeddings_and_models(
         assert resp.status == 200
 
 
-def _is_openai_error(body: Any, status_type: str, code: str | None, param: str | None = None) -> None:
+def _is_openai_error(
+    body: Any, status_type: str, code: str | None, param: str | None = None
+) -> None:
     assert set(body) == {"error"}
     error = body["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -130,7 +141,9 @@ async def test_client_errors_in_openai_shape(
             assert resp.status == status, body
             _is_openai_error(await resp.json(), "invalid_request_error", code, param)
     assert sim.stats.requests == 0  # none of them reached the upstream
-    async with http.post(f"{router.url}/embeddings", json={"model": "chat-fast", "input": "x", "stream": True}) as resp:
+    async with http.post(
+        f"{router.url}/embeddings", json={"model": "chat-fast", "input": "x", "stream": True}
+    ) as resp:
         assert resp.status == 400
     async with http.get(f"{router.url}/nope") as resp:
         assert resp.status == 404
@@ -154,9 +167,11 @@ async def test_every_upstream_failing_gives_503_with_retry_after(
     async with http.post(f"{router.url}/chat/completions", json=CHAT) as resp:
         assert resp.status == 503
         assert resp.headers["retry-after"]
-        assert resp.headers["x-modelroute-attempts"] == "2"
+        # attempts: 2 (the default) allows three tries for two candidates: each
+        # once, then the plan starts over at the top.
+        assert resp.headers["x-modelroute-attempts"] == "3"
         _is_openai_error(await resp.json(), "server_error", "upstream_unavailable")
-    assert bad.stats.requests == 1 and worse.stats.requests == 1
+    assert bad.stats.requests == 2 and worse.stats.requests == 1
 
 
 async def test_upstream_client_error_passes_through_without_failover(
@@ -233,7 +248,12 @@ async def test_unknown_body_fields_pass_through(
 ) -> None:
     sim = await make_sim()
     router = await make_router(route_doc({"deepseek": [("us-east-1", sim)]}))
-    body = {**CHAT, "temperature": 0.2, "tools": [{"type": "function", "function": {"name": "f"}}], "x_vendor": {"a": [1, 2]}}
+    body = {
+        **CHAT,
+        "temperature": 0.2,
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "x_vendor": {"a": [1, 2]},
+    }
     async with http.post(f"{router.url}/chat/completions", json=body) as resp:
         assert resp.status == 200
     assert sim.stats.last_body == {**body, "model": "upstream-model"}
