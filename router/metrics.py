@@ -148,6 +148,14 @@ class Metrics:
             "Hedged attempts sent because the first one was slow.",
             registry=registry,
         )
+        self.cache_lookups = Counter(
+            "modelroute_cache_lookups",
+            "Response cache lookups by result (hit, miss); only when spec.cache is enabled.",
+            ["result"],
+            registry=registry,
+        )
+        self.cache_hits = self.cache_lookups.labels("hit")
+        self.cache_misses = self.cache_lookups.labels("miss")
         self.config_reloads = Counter(
             "modelroute_config_reloads",
             "Config reloads by result (ok, invalid).",

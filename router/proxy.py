@@ -30,6 +30,7 @@ import orjson
 
 from modelroute.router.accept import Api, Call, accept
 from modelroute.router.auth import bearer_token, key_accepted
+from modelroute.router.cache import ResponseCache, cache_directives, cache_key
 from modelroute.router.errors import (
     AttemptFailed,
     ClientError,
@@ -140,6 +141,7 @@ class Exchange:
     attempts: int = 0
     upstream_time: float = 0.0
     last: Candidate | None = None
+    cache_key: bytes | None = None  # set when the answer may be stored
 
     def body_for(self, target: Target) -> bytes:
         body = self.bodies.get(target.model)
@@ -172,6 +174,15 @@ class Proxy:
         self._loop = asyncio.get_running_loop()
         self._rng = rng or random.Random()
         self.budget = RetryBudget()
+        self._cache: ResponseCache | None = None
+
+    def _cache_for(self, table: RoutingTable) -> ResponseCache | None:
+        settings = table.spec.cache
+        if not settings.enabled:
+            self._cache = None
+        elif self._cache is None or self._cache.settings != settings:
+            self._cache = ResponseCache(settings)
+        return self._cache
 
     # --- one request ----------------------------------------------------------------
 
@@ -195,9 +206,13 @@ class Proxy:
                     f"The model `{call.model}` does not exist or you do not have access to it.",
                     param="model",
                 )
-            code = await self._route(
-                self._exchange_for(request, out, table, route, call, request_id)
-            )
+            ex = self._exchange_for(request, out, table, route, call, request_id)
+            cache = self._cache_for(table) if not call.stream else None
+            if cache is not None:
+                code = self._from_cache(ex, cache)
+                if code:
+                    return
+            code = await self._route(ex)
         except ClientError as exc:
             code = exc.status
             out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
@@ -238,6 +253,26 @@ class Proxy:
             strip_usage = True
         forward = to_upstream(request.headers) + b"x-request-id: " + request_id + b"\r\n"
         return Exchange(request, out, table, route, call, request_id, forward, strip_usage)
+
+    def _from_cache(self, ex: Exchange, cache: ResponseCache) -> int:
+        """Answer from the cache and return 200, or return 0 (and maybe arm storing)."""
+        lookup, store = cache_directives(ex.request.headers)
+        key = cache_key(ex.request.path, ex.request.body)
+        if lookup:
+            entry = cache.get(key, monotonic())
+            if entry is not None:
+                self._metrics.cache_hits.inc()
+                headers = [
+                    *entry.headers,
+                    (b"x-modelroute-cache", b"hit"),
+                    (b"x-request-id", ex.request_id),
+                ]
+                ex.out.send(200, headers, entry.body)
+                return 200
+        self._metrics.cache_misses.inc()
+        if store:
+            ex.cache_key = key
+        return 0
 
     # --- the attempt loop -------------------------------------------------------------
 
@@ -520,7 +555,14 @@ class Proxy:
                 usage.take(orjson.loads(answer).get("usage"))
             self._count_usage(candidate.target, usage)
         self._count_fallback(ex, candidate)
-        ex.out.send(status, to_client(headers) + self._identity(ex, candidate), answer)
+        headers = to_client(headers)
+        if ex.cache_key is not None and status == 200:
+            cache = self._cache
+            if cache is not None:
+                who = self._identity(ex, candidate)[:3]  # provider, region, upstream model
+                cache.put(ex.cache_key, headers + who, answer, monotonic())
+            headers.append((b"x-modelroute-cache", b"miss"))
+        ex.out.send(status, headers + self._identity(ex, candidate), answer)
 
     def _count_fallback(self, ex: Exchange, candidate: Candidate) -> None:
         if candidate.index > 0:

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# One Dockerfile, two images:
+#   docker build --target router   -t ghcr.io/modelroute/modelroute:0.1.0 .
+#   docker build --target operator -t ghcr.io/modelroute/modelroute-operator:0.1.0 .
+# Wheels are built in a throwaway stage, so the final images carry no compiler,
+# no pip cache and no source tree; they run as an unprivileged user and have no
+# HEALTHCHECK (Kubernetes probes /healthz and /readyz instead).
+
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+RUN pip install --no-cache-dir --upgrade pip
+COPY pyproject.toml README.md ./
+COPY modelroute ./modelroute
+COPY router ./router
+COPY operator ./operator
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin modelroute
+WORKDIR /
+
+FROM base AS router
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels modelroute && rm -rf /wheels
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["modelroute"]
+CMD ["router", "--config", "/etc/modelroute/route.yaml", "--host", "0.0.0.0", "--port", "8080"]
+
+FROM base AS operator
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links /wheels "modelroute[operator]" && rm -rf /wheels
+USER 10001:10001
+ENTRYPOINT ["modelroute"]
+CMD ["operator"]
