@@ -327,7 +327,7 @@ class Proxy:
                         winner = candidate
                 except Retryable as exc:
                     failure = exc
-                    if exc.reason in retries.on:
+                    if exc.reason in retries.retry_on:
                         continue
                     if isinstance(exc, UpstreamAnswered):  # not retried by policy: pass it on
                         return self._pass_through(ex, exc, ex.last or candidate)

@@ -9,7 +9,7 @@ import yaml
 
 from modelroute.spec.model import API_VERSION, KIND, ModelRoute, RouteSpec
 from modelroute.spec.schema import SpecError, SpecInvalid, parse_section
-from modelroute.spec.validate import check_references
+from modelroute.spec.validate import check_names, check_references
 
 
 def parse_route(document: Any) -> ModelRoute:
@@ -32,6 +32,8 @@ def parse_route(document: Any) -> ModelRoute:
     errors += spec_errors
     if spec is not None:
         errors += check_references(spec)
+        if isinstance(name, str) and name:
+            errors += check_names(name, spec)
     if errors or spec is None:
         raise SpecInvalid(errors)
     return ModelRoute(name=str(name), namespace=namespace, spec=spec)

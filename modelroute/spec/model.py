@@ -23,6 +23,7 @@ PLURAL = "modelroutes"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 MODEL_NAME = r"^[^\s]+$"
 ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 
 RetryOn = Literal["connect-failure", "timeout", "5xx", "429"]
 
@@ -44,7 +45,9 @@ class SecretKeyRef:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    region: str = spec_field(doc="Region this endpoint serves; must be one of spec.regions.")
+    region: str = spec_field(
+        doc="Region this endpoint serves; must be one of spec.regions.", max_length=40
+    )
     base_url: str = spec_field(
         key="baseURL",
         doc="OpenAI-compatible base URL including the version path, e.g. https://api.deepseek.com/v1.",
@@ -69,9 +72,11 @@ class Price:
 
 @dataclass(frozen=True, slots=True)
 class Provider:
-    name: str = spec_field(doc="Provider name, referenced by model targets.", pattern=DNS_LABEL)
+    name: str = spec_field(
+        doc="Provider name, referenced by model targets.", pattern=DNS_LABEL, max_length=63
+    )
     endpoints: tuple[Endpoint, ...] = spec_field(
-        doc="Where this provider is reached, per region.", min_items=1
+        doc="Where this provider is reached, per region.", min_items=1, max_items=16
     )
     pricing: Mapping[str, Price] = spec_field(
         {}, doc="Price per upstream model name, used for cost metrics and budgets."
@@ -80,8 +85,10 @@ class Provider:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    provider: str = spec_field(doc="Name of a provider in spec.providers.")
-    model: str = spec_field(doc="Model name the provider expects.", pattern=MODEL_NAME)
+    provider: str = spec_field(doc="Name of a provider in spec.providers.", max_length=63)
+    model: str = spec_field(
+        doc="Model name the provider expects.", pattern=MODEL_NAME, max_length=256
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +97,7 @@ class Model:
         doc="Model name clients send in requests.", pattern=MODEL_NAME, max_length=256
     )
     targets: tuple[Target, ...] = spec_field(
-        doc="Fallback chain: targets are tried in order.", min_items=1
+        doc="Fallback chain: targets are tried in order.", min_items=1, max_items=8
     )
 
 
@@ -105,9 +112,10 @@ class Retries:
     attempts: int = spec_field(
         2, doc="Extra attempts after the first one, across all candidates.", minimum=0, maximum=10
     )
-    on: tuple[RetryOn, ...] = spec_field(
+    retry_on: tuple[RetryOn, ...] = spec_field(
         ["connect-failure", "timeout", "5xx", "429"],
         doc="Failures that move a request to the next candidate.",
+        max_items=4,
     )
     backoff: Backoff = spec_field({}, doc="Backoff between attempts on the same endpoint.")
     budget_percent: int = spec_field(
@@ -240,17 +248,34 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteSpec:
-    regions: tuple[Region, ...] = spec_field(doc="Regions with a router Deployment.", min_items=1)
-    providers: tuple[Provider, ...] = spec_field(
-        doc="Upstream OpenAI-compatible APIs.", min_items=1
+class Resources:
+    # No CPU limit by default: CFS throttling adds latency to exactly the requests
+    # a router exists to keep fast; memory is limited so a leak cannot spread.
+    requests: Mapping[str, str] = spec_field(
+        {"cpu": "250m", "memory": "128Mi"}, doc="Resource requests (cpu, memory)."
     )
-    models: tuple[Model, ...] = spec_field(doc="Model names clients may request.", min_items=1)
+    limits: Mapping[str, str] = spec_field(
+        {"memory": "512Mi"}, doc="Resource limits (cpu, memory); no CPU limit by default."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    regions: tuple[Region, ...] = spec_field(
+        doc="Regions with a router Deployment.", min_items=1, max_items=16
+    )
+    providers: tuple[Provider, ...] = spec_field(
+        doc="Upstream OpenAI-compatible APIs.", min_items=1, max_items=32
+    )
+    models: tuple[Model, ...] = spec_field(
+        doc="Model names clients may request.", min_items=1, max_items=64
+    )
     resilience: Resilience = spec_field({}, doc="Retries, timeouts and upstream health.")
     autoscaling: Autoscaling = spec_field({}, doc="Router pods per region.")
     cache: Cache = spec_field({}, doc="Response cache.")
     auth: ClientAuth | None = spec_field(None, doc="Client API keys; omit to accept any client.")
     server: Server = spec_field({}, doc="Router process settings.")
+    resources: Resources = spec_field({}, doc="Compute resources of each router container.")
 
     def provider(self, name: str) -> Provider:
         for provider in self.providers:

@@ -63,6 +63,7 @@ def spec_field(
     minimum: float | None = None,
     maximum: float | None = None,
     min_items: int | None = None,
+    max_items: int | None = None,
     max_length: int | None = None,
 ) -> Any:
     """Declare a spec field; ``default`` is in the YAML spelling, parsed like input."""
@@ -75,6 +76,7 @@ def spec_field(
             "minimum": minimum,
             "maximum": maximum,
             "min_items": min_items,
+            "max_items": max_items,
             "max_length": max_length,
         }
     )
@@ -149,6 +151,8 @@ class _Parser:
             return self._dict(get_args(tp)[1], raw, path)
         if origin is Literal:
             choices = get_args(tp)
+            if isinstance(raw, int) and not isinstance(raw, bool) and str(raw) in choices:
+                raw = str(raw)  # YAML reads an unquoted 429 as a number
             if raw not in choices:
                 allowed = ", ".join(repr(choice) for choice in choices)
                 self.fail(path, f"must be one of {allowed}, got {raw!r}")
@@ -163,6 +167,9 @@ class _Parser:
         min_items = meta.get("min_items")
         if min_items is not None and len(raw) < min_items:
             self.fail(path, f"must have at least {min_items} item{'s' if min_items > 1 else ''}")
+        max_items = meta.get("max_items")
+        if max_items is not None and len(raw) > max_items:
+            self.fail(path, f"must have at most {max_items} items")
         items = [self.value(item, element, _index(path, i), {}) for i, element in enumerate(raw)]
         return tuple(items)
 
@@ -309,10 +316,17 @@ def _type_schema(tp: Any, meta: typing.Mapping[str, Any]) -> dict[str, Any]:
         schema = {"type": "array", "items": _type_schema(get_args(tp)[0], {})}
         if meta.get("min_items") is not None:
             schema["minItems"] = meta["min_items"]
+        if meta.get("max_items") is not None:
+            schema["maxItems"] = meta["max_items"]
     elif origin in (dict, Mapping):
         schema = {"type": "object", "additionalProperties": _type_schema(get_args(tp)[1], {})}
     elif origin is Literal:
-        schema = {"type": "string", "enum": list(get_args(tp))}
+        choices = list(get_args(tp))
+        numeric = [int(choice) for choice in choices if choice.isdigit()]
+        if numeric:  # written unquoted, YAML makes these numbers: accept both spellings
+            schema = {"x-kubernetes-int-or-string": True, "enum": choices + numeric}
+        else:
+            schema = {"type": "string", "enum": choices}
     elif tp is Duration:
         schema = {"type": "string", "pattern": DURATION_PATTERN}
     elif tp is ByteSize:

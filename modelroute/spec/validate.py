@@ -8,10 +8,14 @@ early; this module is what the router and ``modelroute validate`` rely on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
-from modelroute.spec.model import RouteSpec
+from modelroute.spec.model import QUANTITY, RouteSpec
 from modelroute.spec.schema import SpecError
+
+DNS_1035 = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+CHILD_NAME_MAX = 63  # Service names are DNS-1035 labels; children are named <route>-<region>
 
 
 def _duplicates(names: Iterable[str], path: str, what: str) -> list[SpecError]:
@@ -21,6 +25,29 @@ def _duplicates(names: Iterable[str], path: str, what: str) -> list[SpecError]:
         if name in seen:
             errors.append(SpecError(f"{path}[{i}].name", f'duplicate {what} name "{name}"'))
         seen.add(name)
+    return errors
+
+
+def check_names(name: str, spec: RouteSpec) -> list[SpecError]:
+    """Names the Kubernetes children derive from: Services need DNS-1035 labels."""
+    errors: list[SpecError] = []
+    if not re.fullmatch(DNS_1035, name):
+        errors.append(
+            SpecError(
+                "metadata.name",
+                f'"{name}" must start with a letter and hold only lowercase letters, '
+                "digits and '-' (it names the route's Services)",
+            )
+        )
+    for i, region in enumerate(spec.regions):
+        if len(name) + 1 + len(region.name) > CHILD_NAME_MAX:
+            errors.append(
+                SpecError(
+                    f"spec.regions[{i}].name",
+                    f"{name}-{region.name} is longer than {CHILD_NAME_MAX} characters "
+                    "(per-region objects are named <route>-<region>)",
+                )
+            )
     return errors
 
 
@@ -86,4 +113,19 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
         errors.append(
             SpecError(f"{path}.resilience.timeouts.firstToken", "must not exceed timeouts.total")
         )
+    if scaling.scale_down_stabilization > 3600:
+        errors.append(
+            SpecError(
+                f"{path}.autoscaling.scaleDownStabilization",
+                "must not exceed 1h (the HorizontalPodAutoscaler's limit)",
+            )
+        )
+    for kind in ("requests", "limits"):
+        for name, quantity in getattr(spec.resources, kind).items():
+            if name not in ("cpu", "memory", "ephemeral-storage"):
+                errors.append(SpecError(f"{path}.resources.{kind}.{name}", "unknown resource"))
+            elif not re.fullmatch(QUANTITY, quantity):
+                errors.append(
+                    SpecError(f"{path}.resources.{kind}.{name}", f"not a quantity: {quantity!r}")
+                )
     return errors

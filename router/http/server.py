@@ -77,10 +77,11 @@ class Request:
 class ResponseWriter:
     """Writes one response: either whole (:meth:`send`) or as a chunked stream."""
 
-    __slots__ = ("_conn", "_streaming", "started", "status")
+    __slots__ = ("_conn", "_head_only", "_streaming", "started", "status")
 
-    def __init__(self, conn: HttpServerProtocol) -> None:
+    def __init__(self, conn: HttpServerProtocol, head_only: bool = False) -> None:
         self._conn = conn
+        self._head_only = head_only  # a HEAD request: headers as for GET, no body
         self._streaming = False
         self.started = False
         self.status = 0
@@ -100,6 +101,8 @@ class ResponseWriter:
             head.append(name + b": " + value + b"\r\n")
         head.append(b"content-length: %d\r\n" % len(body))
         head.append(self._conn.connection_header())
+        if self._head_only:
+            body = b""
         data = b"".join(head) + body if len(body) < 65536 else None
         transport = self._conn.transport
         if transport is None:
@@ -159,6 +162,8 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._refused = False
+        self._refusal: bytes | None = None  # waits for earlier pipelined answers
+        self._close_after = False
         # requests parsed but not yet served (pipelining), and the one in service
         self._queue: deque[Request] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -187,7 +192,12 @@ class HttpServerProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, b"protocol upgrades are not supported")
+            # RFC 9110 lets a server ignore Upgrade (curl --http2 sends h2c on plain
+            # HTTP): the request was parsed and is answered as HTTP/1.1. The bytes
+            # after it would be the other protocol, so nothing more is read and the
+            # connection closes after the answer.
+            self._refused = True
+            self._close_after = True
         except httptools.HttpParserError as exc:
             if not self._refused:
                 self._refuse(400, b"malformed HTTP request: " + str(exc).encode())
@@ -279,7 +289,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._task = self._loop.create_task(self._serve(request))
 
     async def _serve(self, request: Request) -> None:
-        writer = ResponseWriter(self)
+        writer = ResponseWriter(self, head_only=request.method == b"HEAD")
         self._server.active += 1
         try:
             await self._server.handler(request, writer)
@@ -298,15 +308,19 @@ class HttpServerProtocol(asyncio.Protocol):
             self._task = None
         if self.transport is None:
             return
-        if not request.keep_alive or self._server.draining:
-            self._close()
-        elif self._queue:
+        if self._queue and request.keep_alive and not self._server.draining:
             self._start(self._queue.popleft())
+        elif self._refusal is not None:
+            # A bad request arrived behind the ones just answered: its refusal is next.
+            self.transport.write(self._refusal)
+            self._close()
+        elif not request.keep_alive or self._server.draining or self._close_after:
+            self._close()
         else:
             self._arm_idle_timer()
 
     def connection_header(self) -> bytes:
-        if self._server.draining:
+        if self._server.draining or self._close_after:
             return b"connection: close\r\n\r\n"
         return b"\r\n"
 
@@ -319,17 +333,22 @@ class HttpServerProtocol(asyncio.Protocol):
             self.transport.close()
 
     def _refuse(self, status: int, message: bytes) -> None:
+        """Answer a request that cannot be served, then close (parsing stops here)."""
         self._refused = True
         if self.transport is None:
             return
         code = _REFUSAL_CODES.get(status)
         body = error_body(message.decode(), "invalid_request_error", code=code)
-        self.transport.write(
+        answer = (
             status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
             % len(body)
             + body
         )
+        if self._task is not None or self._queue:
+            self._refusal = answer  # answers go out in request order
+            return
+        self.transport.write(answer)
         self.transport.close()
 
     def _refuse_too_large(self) -> None:

@@ -38,9 +38,7 @@ def route_doc(
             "providers": [
                 {
                     "name": provider,
-                    "endpoints": [
-                        {"region": region, "baseURL": sim.url} for region, sim in where
-                    ],
+                    "endpoints": [{"region": region, "baseURL": sim.url} for region, sim in where],
                     "pricing": {"upstream-model": {"input": 1.0, "output": 2.0}},
                 }
                 for provider, where in endpoints.items()

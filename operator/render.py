@@ -1,0 +1,446 @@
+"""ModelRoute → the Kubernetes objects that run it. Pure: no cluster, no clock.
+
+Per region ``R`` of route ``N`` (objects named ``N-R``): a ConfigMap holding the
+route as ``route.yaml``, a Deployment of router pods pinned to that region's
+nodes, a Service, a PodDisruptionBudget and an ``autoscaling/v2`` HPA; plus one
+Service named ``N`` spanning every region with ``trafficDistribution:
+PreferClose``, so callers reach the routers closest to them.
+
+The router side relies on these conventions (keep them in step with it):
+
+* the container runs ``router --config /etc/modelroute/route.yaml --port 8080``
+  and serves the API, ``/readyz``, ``/healthz`` and ``/metrics`` on port ``http``;
+* ``route.yaml`` is the ModelRoute manifest (apiVersion, kind, name, namespace,
+  spec; never status, never secret values). The router hot-reloads it, and the
+  pod template carries its hash (``modelroute.io/config-hash``) so a spec change
+  also rolls the pods;
+* ``MODELROUTE_REGION`` names the pod's region; each Secret the route uses
+  (``apiKeySecretRef`` of every region's endpoints, since failover crosses
+  regions, and ``spec.auth.keysSecretRef``) is mounted read-only at
+  ``$MODELROUTE_SECRETS_DIR/<secret>/<key>``.
+
+Pods are pinned with a nodeSelector on ``topology.kubernetes.io/region``. A
+route overrides the label with the annotation ``modelroute.io/node-region-label``
+(another key, e.g. a custom one on on-premises nodes) or turns pinning off by
+setting it to the empty string (single-region clusters, kind, minikube).
+
+Deployments carry no ``replicas``: the HPA owns that field (it lifts a new
+Deployment to ``minReplicas`` even before any metric exists), and an operator
+that wrote it back would fight the autoscaler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from modelroute.operator.settings import OperatorSettings
+from modelroute.spec import API_VERSION, KIND, ModelRoute, RouteSpec
+
+Manifest = dict[str, Any]
+
+PORT = 8080
+SERVICE_PORT = 80
+CONFIG_DIR = "/etc/modelroute"
+CONFIG_KEY = "route.yaml"
+SECRETS_DIR = "/var/run/secrets/modelroute"
+RUN_AS = 65532  # the distroless "nonroot" user
+
+CONFIG_HASH_ANNOTATION = "modelroute.io/config-hash"
+REGION_LABEL_ANNOTATION = "modelroute.io/node-region-label"
+DEFAULT_REGION_LABEL = "topology.kubernetes.io/region"
+ROUTE_LABEL = "modelroute.io/route"
+REGION_LABEL = "modelroute.io/region"
+MANAGED_BY = "modelroute-operator"
+
+LATENCY_METRICS = {
+    "latency": "modelroute_request_duration_seconds_p99",
+    "ttft": "modelroute_time_to_first_token_seconds_p99",
+}
+IN_FLIGHT_METRIC = "modelroute_requests_in_flight"
+
+
+def child_name(route: str, region: str) -> str:
+    return f"{route}-{region}"
+
+
+def labels(route: str, region: str | None = None) -> dict[str, str]:
+    """The labels every child carries; ``region`` only on per-region children."""
+    result = {
+        "app.kubernetes.io/name": "modelroute",
+        "app.kubernetes.io/instance": route,
+        "app.kubernetes.io/component": "router",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        ROUTE_LABEL: route,
+    }
+    if region is not None:
+        result[REGION_LABEL] = region
+    return result
+
+
+def selector(route: str, region: str | None = None) -> dict[str, str]:
+    """Pod selector: stable forever, because a Deployment's selector is immutable."""
+    result = {"app.kubernetes.io/component": "router", ROUTE_LABEL: route}
+    if region is not None:
+        result[REGION_LABEL] = region
+    return result
+
+
+def quantity(seconds: float) -> str:
+    """A duration in seconds as the shortest exact Kubernetes quantity ("2", "1500m")."""
+    for suffix, scale in (("", 1), ("m", 1000), ("u", 1_000_000)):
+        scaled = seconds * scale
+        if math.isclose(scaled, round(scaled), abs_tol=1e-9):
+            return f"{round(scaled)}{suffix}"
+    return f"{round(seconds * 1_000_000_000)}n"
+
+
+def plain(value: Any) -> Any:
+    """A deep copy made of dicts and lists only (kopf hands out read-only views)."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
+def route_config(document: Mapping[str, Any], namespace: str) -> str:
+    """The ``route.yaml`` the router loads: the manifest minus status and metadata noise."""
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": document["metadata"]["name"], "namespace": namespace},
+        "spec": plain(document["spec"]),
+    }
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+def config_hash(config: str) -> str:
+    return hashlib.sha256(config.encode()).hexdigest()[:16]
+
+
+def route_secrets(spec: RouteSpec) -> dict[str, list[str]]:
+    """Secret name → keys every router of the route reads, sorted for stable output.
+
+    Every region's keys, not only the router's own: failing over to another
+    region's endpoint needs that endpoint's key.
+    """
+    keys: dict[str, set[str]] = {}
+    for provider in spec.providers:
+        for endpoint in provider.endpoints:
+            ref = endpoint.api_key_secret_ref
+            if ref is not None:
+                keys.setdefault(ref.name, set()).add(ref.key)
+    if spec.auth is not None:
+        ref = spec.auth.keys_secret_ref
+        keys.setdefault(ref.name, set()).add(ref.key)
+    return {name: sorted(keys[name]) for name in sorted(keys)}
+
+
+def _secret_volume_name(secret: str) -> str:
+    name = f"secret-{secret}"
+    if len(name) <= 63:
+        return name
+    return f"secret-{hashlib.sha256(secret.encode()).hexdigest()[:12]}"
+
+
+def node_selector(document: Mapping[str, Any], region: str) -> dict[str, str] | None:
+    annotations = document.get("metadata", {}).get("annotations") or {}
+    label = annotations.get(REGION_LABEL_ANNOTATION, DEFAULT_REGION_LABEL)
+    return {label: region} if label else None
+
+
+def _metadata(
+    name: str, namespace: str, route_labels: dict[str, str], owner: list[Manifest] | None
+) -> Manifest:
+    metadata: Manifest = {"name": name, "namespace": namespace, "labels": route_labels}
+    if owner:
+        metadata["ownerReferences"] = owner
+    return metadata
+
+
+def owner_references(document: Mapping[str, Any]) -> list[Manifest] | None:
+    """The owner reference to the route, or None when it has no uid (``modelroute render``)."""
+    metadata = document.get("metadata", {})
+    uid = metadata.get("uid")
+    if not uid:
+        return None
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": metadata["name"],
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def config_map(
+    route: ModelRoute, namespace: str, region: str, config: str, owner: list[Manifest] | None
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            child_name(route.name, region), namespace, labels(route.name, region), owner
+        ),
+        "data": {CONFIG_KEY: config},
+    }
+
+
+def pod_spec(
+    document: Mapping[str, Any], route: ModelRoute, region: str, settings: OperatorSettings
+) -> Manifest:
+    """The router pod: hardened, pinned to its region, secrets as read-only files."""
+    server = route.spec.server
+    secrets = route_secrets(route.spec)
+    mounts: list[Manifest] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    volumes: list[Manifest] = [
+        {"name": "config", "configMap": {"name": child_name(route.name, region)}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    for secret, keys in secrets.items():
+        volume = _secret_volume_name(secret)
+        mounts.append({"name": volume, "mountPath": f"{SECRETS_DIR}/{secret}", "readOnly": True})
+        volumes.append(
+            {
+                "name": volume,
+                "secret": {
+                    "secretName": secret,
+                    "items": [{"key": key, "path": key} for key in keys],
+                    "defaultMode": 0o440,
+                },
+            }
+        )
+    container: Manifest = {
+        "name": "router",
+        "image": settings.router_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "router",
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(PORT),
+        ],
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "MODELROUTE_REGION", "value": region},
+            {"name": "MODELROUTE_SECRETS_DIR", "value": SECRETS_DIR},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": dict(route.spec.resources.requests),
+            "limits": dict(route.spec.resources.limits),
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    spec: Manifest = {
+        "automountServiceAccountToken": False,  # routers never call the Kubernetes API
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": math.ceil(server.shutdown_delay + server.drain_timeout)
+        + 5,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector(route.name, region)},
+            }
+        ],
+        "containers": [container],
+        "volumes": volumes,
+    }
+    pinned = node_selector(document, region)
+    if pinned:
+        spec["nodeSelector"] = pinned
+    return spec
+
+
+def deployment(
+    document: Mapping[str, Any],
+    route: ModelRoute,
+    namespace: str,
+    region: str,
+    config: str,
+    settings: OperatorSettings,
+    owner: list[Manifest] | None,
+) -> Manifest:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            child_name(route.name, region), namespace, labels(route.name, region), owner
+        ),
+        "spec": {
+            "selector": {"matchLabels": selector(route.name, region)},
+            "revisionHistoryLimit": 5,
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels(route.name, region),
+                    "annotations": {
+                        CONFIG_HASH_ANNOTATION: config_hash(config),
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod_spec(document, route, region, settings),
+            },
+        },
+    }
+
+
+def service(
+    route: ModelRoute, namespace: str, region: str | None, owner: list[Manifest] | None
+) -> Manifest:
+    """A region's Service, or with ``region=None`` the route-wide one (closest routers first)."""
+    name = route.name if region is None else child_name(route.name, region)
+    spec: Manifest = {
+        "type": "ClusterIP",
+        "selector": selector(route.name, region),
+        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+    }
+    if region is None:
+        spec["trafficDistribution"] = "PreferClose"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, namespace, labels(route.name, region), owner),
+        "spec": spec,
+    }
+
+
+def pod_disruption_budget(
+    route: ModelRoute, namespace: str, region: str, owner: list[Manifest] | None
+) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(
+            child_name(route.name, region), namespace, labels(route.name, region), owner
+        ),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(route.name, region)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+def _pods_metric(name: str, average: str) -> Manifest:
+    return {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": name},
+            "target": {"type": "AverageValue", "averageValue": average},
+        },
+    }
+
+
+def autoscaler(
+    route: ModelRoute, namespace: str, region: str, owner: list[Manifest] | None
+) -> Manifest:
+    """Scale on per-pod p99 latency and, because latency alone does not fall linearly
+    with replicas, on in-flight requests per pod; the HPA takes the higher of the two."""
+    scaling = route.spec.autoscaling
+    name = child_name(route.name, region)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(name, namespace, labels(route.name, region), owner),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                _pods_metric(LATENCY_METRICS[scaling.metric], quantity(scaling.target_p99)),
+                _pods_metric(IN_FLIGHT_METRIC, str(scaling.target_in_flight)),
+            ],
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": math.ceil(scaling.scale_down_stabilization)
+                }
+            },
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the ConfigMap's route.yaml) as readable ``|`` blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(objects: list[Manifest]) -> str:
+    """Objects as one multi-document YAML stream, for review and GitOps."""
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
+
+
+def render(
+    document: Mapping[str, Any],
+    route: ModelRoute,
+    settings: OperatorSettings,
+    namespace: str,
+) -> list[Manifest]:
+    """Every object the operator applies for ``route``, in apply order.
+
+    ``document`` is the manifest ``route`` was parsed from: its spec goes into the
+    ConfigMap as the user wrote it, its uid (if any) into owner references.
+    """
+    owner = owner_references(document)
+    config = route_config(document, namespace)
+    objects: list[Manifest] = []
+    for region in (r.name for r in route.spec.regions):
+        objects += [
+            config_map(route, namespace, region, config, owner),
+            deployment(document, route, namespace, region, config, settings, owner),
+            service(route, namespace, region, owner),
+            pod_disruption_budget(route, namespace, region, owner),
+            autoscaler(route, namespace, region, owner),
+        ]
+    objects.append(service(route, namespace, None, owner))
+    return objects

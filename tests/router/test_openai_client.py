@@ -1,0 +1,253 @@
+"""The official ``openai`` SDK as the client: what applications actually run.
+
+Every call goes through real HTTP on loopback: AsyncOpenAI → router → simulated
+upstream. Errors must arrive in OpenAI's shape so that the SDK raises the same
+exception classes it raises against OpenAI itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+from modelroute.router.serve import RouterServer
+from modelroute.router.sim import SimServer
+from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc
+
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there, router"}]
+
+
+def route(endpoints: dict[str, list[tuple[str, SimServer]]], **kwargs: Any) -> dict[str, Any]:
+    """``route_doc`` without active health checks: their probes, at a random moment,
+    would show up in the simulators' counters that these tests assert on."""
+    doc = route_doc(endpoints, **kwargs)
+    resilience = doc["spec"].setdefault("resilience", {})
+    resilience["healthCheck"] = {"enabled": False}
+    return doc
+
+
+ClientFactory = Callable[..., AsyncOpenAI]
+
+
+@pytest.fixture
+async def make_client() -> AsyncIterator[ClientFactory]:
+    """AsyncOpenAI clients pointed at a router, without SDK retries; closed at the end."""
+    clients: list[AsyncOpenAI] = []
+
+    def make(router: RouterServer, api_key: str = "x") -> AsyncOpenAI:
+        client = AsyncOpenAI(base_url=router.url, api_key=api_key, max_retries=0, timeout=10)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def routed(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> AsyncOpenAI:
+    """A client → router → one healthy sim (5 tokens per answer)."""
+    sim = await make_sim(tokens=5)
+    router = await make_router(
+        route(
+            {"deepseek": [("us-east-1", sim)]},
+            models={
+                "chat-fast": [("deepseek", "upstream-model")],
+                "embed-small": [("deepseek", "upstream-embed")],
+            },
+        )
+    )
+    return make_client(router)
+
+
+async def test_chat_non_streaming(routed: AsyncOpenAI) -> None:
+    raw = await routed.chat.completions.with_raw_response.create(model="chat-fast", messages=HELLO)
+    completion = raw.parse()
+    assert raw.headers["x-modelroute-provider"] == "deepseek"
+    assert raw.headers["x-modelroute-model"] == "upstream-model"
+    assert completion.choices[0].message.content == "tok0 tok1 tok2 tok3 tok4"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.model == "upstream-model"  # the upstream model that answered
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 5
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + 5
+
+
+async def test_chat_streaming_without_usage(routed: AsyncOpenAI) -> None:
+    stream = await routed.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "tok0 tok1 tok2 tok3 tok4"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # The router asks the upstream for usage (to count cost) but the client did not.
+    assert [c for c in chunks if c.usage is not None] == []
+    assert all(c.choices for c in chunks)
+
+
+async def test_chat_streaming_with_usage(routed: AsyncOpenAI) -> None:
+    stream = await routed.chat.completions.create(
+        model="chat-fast",
+        messages=HELLO,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "tok0 tok1 tok2 tok3 tok4"
+    with_usage = [c for c in chunks if c.usage is not None]
+    assert len(with_usage) == 1
+    assert with_usage[0] is chunks[-1]
+    assert with_usage[0].choices == []
+    assert with_usage[0].usage is not None
+    assert with_usage[0].usage.completion_tokens == 5
+
+
+async def test_completions(routed: AsyncOpenAI) -> None:
+    completion = await routed.completions.create(model="chat-fast", prompt="Once upon a time")
+    assert completion.choices[0].text == "tok0 tok1 tok2 tok3 tok4"
+    assert completion.model == "upstream-model"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 5
+
+
+async def test_completions_streaming(routed: AsyncOpenAI) -> None:
+    stream = await routed.completions.create(
+        model="chat-fast", prompt="Once upon a time", stream=True
+    )
+    chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "tok0 tok1 tok2 tok3 tok4"
+    assert [c for c in chunks if c.usage is not None] == []
+
+
+async def test_embeddings(routed: AsyncOpenAI) -> None:
+    result = await routed.embeddings.create(model="embed-small", input=["alpha", "beta"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert all(len(item.embedding) == 8 for item in result.data)
+    assert result.data[0].embedding != result.data[1].embedding
+    assert result.model == "upstream-embed"
+
+
+async def test_models_list(routed: AsyncOpenAI) -> None:
+    models = [model async for model in routed.models.list()]
+    # The client-facing names, not the upstream's.
+    assert [model.id for model in models] == ["chat-fast", "embed-small"]
+    assert all(model.object == "model" for model in models)
+
+
+async def test_unknown_model_is_not_found(routed: AsyncOpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        await routed.chat.completions.create(model="gpt-nope", messages=HELLO)
+    assert caught.value.status_code == 404
+    assert caught.value.code == "model_not_found"
+    assert caught.value.param == "model"
+    assert "gpt-nope" in caught.value.message
+
+
+async def test_rejected_body_is_bad_request(routed: AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await routed.chat.completions.create(model="chat-fast", messages=[])
+    assert caught.value.status_code == 400
+    assert caught.value.type == "invalid_request_error"
+    assert caught.value.param == "messages"
+
+
+async def test_every_upstream_failing_is_internal_server_error(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sims = [await make_sim(fail_rate=1.0, fail_status=500) for _ in range(2)]
+    router = await make_router(
+        route(
+            {"deepseek": [("us-east-1", sims[0]), ("eu-west-1", sims[1])]},
+            resilience={"retries": {"attempts": 1}},
+        )
+    )
+    client = make_client(router)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    assert caught.value.status_code == 503
+    assert caught.value.code == "upstream_unavailable"
+    assert caught.value.response.headers["x-modelroute-attempts"] == "2"
+    assert [sim.stats.by_path.get("/v1/chat/completions") for sim in sims] == [1, 1]
+
+
+async def test_streaming_with_every_upstream_failing(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(fail_rate=1.0, fail_status=500)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    client = make_client(router)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    assert caught.value.status_code == 503
+
+
+@pytest.fixture
+async def guarded_sim(make_sim: SimFactory) -> SimServer:
+    return await make_sim(tokens=3)
+
+
+@pytest.fixture
+async def guarded(
+    guarded_sim: SimServer, make_router: RouterFactory, tmp_path: Path
+) -> RouterServer:
+    """A router in front of ``guarded_sim`` that accepts only the keys in client-keys/keys."""
+    keys = tmp_path / "secrets" / "client-keys" / "keys"
+    keys.parent.mkdir(parents=True)
+    keys.write_text("# team A\nsk-team-a\n\nsk-team-b\n")
+    auth = {"keysSecretRef": {"name": "client-keys", "key": "keys"}}
+    return await make_router(route({"deepseek": [("us-east-1", guarded_sim)]}, auth=auth))
+
+
+@pytest.mark.parametrize("key", ["sk-wrong", "sk-team-", "sk-team-aa", "# team A"])
+async def test_wrong_client_key_is_authentication_error(
+    guarded: RouterServer, make_client: ClientFactory, key: str
+) -> None:
+    client = make_client(guarded, api_key=key)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    assert caught.value.status_code == 401
+    assert caught.value.code == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        await client.models.list()
+
+
+@pytest.mark.parametrize("key", ["sk-team-a", "sk-team-b"])
+async def test_right_client_key_works(
+    guarded: RouterServer, make_client: ClientFactory, key: str
+) -> None:
+    client = make_client(guarded, api_key=key)
+    completion = await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    assert completion.choices[0].message.content == "tok0 tok1 tok2"
+    stream = await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    chunks: list[Any] = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "tok0 tok1 tok2"
+    assert [m.id async for m in client.models.list()] == ["chat-fast"]
+
+
+async def test_client_key_is_not_sent_upstream(
+    guarded: RouterServer, guarded_sim: SimServer, make_client: ClientFactory
+) -> None:
+    client = make_client(guarded, api_key="sk-team-a")
+    await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    # The endpoint has no key of its own: nothing may stand in the client's place.
+    assert "authorization" not in guarded_sim.stats.last_headers
+
+
+async def test_sdk_timeout_cancels_the_upstream(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(latency_ms=5000)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    client = make_client(router).with_options(timeout=0.3)
+    with pytest.raises(openai.APITimeoutError):
+        await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    # The application gave up: the upstream must stop generating for it.
+    await eventually(lambda: sim.stats.cancelled == 1, timeout=1.0)
