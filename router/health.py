@@ -22,6 +22,7 @@ in, so the rules are tested without sockets or sleeps.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -30,6 +31,22 @@ from dataclasses import dataclass, field
 from modelroute.spec.model import OutlierDetection, RateLimit
 
 log = logging.getLogger("modelroute.health")
+
+class Admission(enum.Enum):
+    """How an attempt was let through; the attempt carries it to its outcome."""
+
+    DENIED = 0
+    ADMITTED = 1
+    TRIAL = 2  # the one request a half-open endpoint lets through
+    PANIC = 3  # no candidate was available; tried anyway
+
+    def __bool__(self) -> bool:
+        return self is not Admission.DENIED
+
+    @property
+    def trial(self) -> bool:
+        return self in (Admission.TRIAL, Admission.PANIC)
+
 
 EWMA_WEIGHT = 0.2  # weight of the newest latency sample
 RECENT_SAMPLES = 200  # latencies kept for percentile-based hedging
@@ -95,34 +112,42 @@ class EndpointHealth:
 
     # --- live traffic -------------------------------------------------------------
 
-    def admit(self, now: float) -> bool:
-        """Take this endpoint for one attempt; False if it must not be tried now."""
+    def admit(self, now: float) -> Admission:
+        """Take this endpoint for one attempt: DENIED if it must not be tried now,
+        TRIAL if this attempt is the one half-open trial, ADMITTED otherwise."""
         state = self.state(now)
         if state == "healthy":
             self.in_flight += 1
-            return True
+            return Admission.ADMITTED
         if state == "half-open" and not self.trial_in_flight:
             self.trial_in_flight = True
             self.in_flight += 1
-            return True
-        return False
+            return Admission.TRIAL
+        return Admission.DENIED
 
-    def force_admit(self) -> None:
-        """Panic mode: try this endpoint whatever its state."""
+    def force_admit(self) -> Admission:
+        """Panic mode: try this endpoint whatever its state; it counts as a trial."""
         self.in_flight += 1
+        return Admission.PANIC
 
-    def done(self) -> None:
+    def done(self, admission: Admission) -> None:
         """An admitted attempt is over, whatever its outcome (call exactly once per admit)."""
         self.in_flight = max(0, self.in_flight - 1)
-        self.trial_in_flight = False
+        if admission is Admission.TRIAL:
+            self.trial_in_flight = False
 
-    def succeeded(self, now: float, latency: float) -> None:
-        self.consecutive_failures = 0
+    def sample(self, latency: float) -> None:
+        """A latency observation, without judging the attempt (a stream at its commit point)."""
         self.ewma = latency if self.ewma == 0.0 else self.ewma + EWMA_WEIGHT * (latency - self.ewma)
         self.recent.append(latency)
-        if self.half_open:  # a trial (or a panic-mode attempt) worked: back in service
+
+    def succeeded(self, now: float, admission: Admission, latency: float | None = None) -> None:
+        """The attempt worked; a successful trial (or panic attempt) restores the endpoint."""
+        self.consecutive_failures = 0
+        if latency is not None:
+            self.sample(latency)
+        if self.half_open and (admission.trial or now >= self.available_at(now)):
             self.half_open = False
-            self.trial_in_flight = False
             self.cooldown = 0.0
             self.cooldown_until = min(self.cooldown_until, now)
             self.ejected_until = min(self.ejected_until, now)
@@ -138,24 +163,37 @@ class EndpointHealth:
         reason: str,
         policy: OutlierDetection,
         may_eject: bool,
+        admission: Admission = Admission.ADMITTED,
     ) -> bool:
-        """Count a failed attempt; True if this failure ejected the endpoint."""
+        """Count a failed attempt; True if this failure ejected the endpoint.
+
+        A failed trial ejects again at once (for longer); other failures eject
+        after ``consecutiveErrors`` in a row, if the pool may lose one more.
+        """
         self.last_failure = now
         self.last_reason = reason
-        trial = self.trial_in_flight
         self.consecutive_failures += 1
+        trial = admission is Admission.TRIAL
         if trial or (self.consecutive_failures >= policy.consecutive_errors and may_eject):
             self._eject(now, reason, policy)
             return True
         return False
 
-    def rate_limited(self, now: float, retry_after: float | None, policy: RateLimit) -> None:
-        """A 429: cool down for what the upstream asked (or the default), at most the cap."""
+    def rate_limited(
+        self,
+        now: float,
+        retry_after: float | None,
+        policy: RateLimit,
+        admission: Admission = Admission.ADMITTED,
+    ) -> None:
+        """A 429: cool down for what the upstream asked (or the default), at most the cap;
+        a 429 during or right after a cooldown (or on its trial) doubles it."""
         self.last_failure = now
         self.last_reason = "429"
         asked = policy.default_cooldown if retry_after is None else max(retry_after, 0.0)
         recent = self.cooldown_until > 0 and now <= self.cooldown_until + max(self.cooldown, 1.0)
-        length = max(asked, self.cooldown * 2) if (recent or self.trial_in_flight) else asked
+        trial = admission is Admission.TRIAL
+        length = max(asked, self.cooldown * 2) if (recent or trial) else asked
         self.cooldown = min(max(length, 0.001), policy.max_cooldown)
         self.cooldown_until = now + self.cooldown
         self.half_open = True

@@ -45,7 +45,7 @@ from modelroute.router.errors import (
     error_body,
 )
 from modelroute.router.headers import header, to_client, to_upstream
-from modelroute.router.health import may_eject
+from modelroute.router.health import Admission, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import OTHER, Metrics
@@ -296,10 +296,12 @@ class Proxy:
                     break
                 health = candidate.endpoint.health
                 if panic:
-                    health.force_admit()
+                    admission = health.force_admit()
                     self._metrics.panics.inc()
-                elif not health.admit(monotonic()):
-                    continue
+                else:
+                    admission = health.admit(monotonic())
+                    if not admission:
+                        continue
                 retry = ex.attempts > 0
                 # Only retries after a timeout or a 5xx spend the budget: those upstreams
                 # did (or may have done) the work, so retrying multiplies load. After a
@@ -308,7 +310,7 @@ class Proxy:
                 if budgeted and not self.budget.allows(
                     retries.budget_percent, retries.min_retry_concurrency
                 ):
-                    health.done()
+                    health.done(admission)
                     self._metrics.retries_refused.inc()
                     return self._give_up(ex, failure)
                 progressed = True
@@ -319,11 +321,13 @@ class Proxy:
                         await self._backoff(ex)
                     self._count_attempt(ex, candidate)
                     if ex.call.stream:
-                        return await self._stream(ex, candidate)
+                        return await self._stream(ex, candidate, admission)
                     if resilience.hedging.enabled:
-                        status, headers, answer, winner = await self._hedged(ex, candidate, queue)
+                        status, headers, answer, winner = await self._hedged(
+                            ex, candidate, admission, queue
+                        )
                     else:
-                        status, headers, answer = await self._attempt(ex, candidate)
+                        status, headers, answer = await self._attempt(ex, candidate, admission)
                         winner = candidate
                 except Retryable as exc:
                     failure = exc
@@ -358,26 +362,26 @@ class Proxy:
 
     # --- one attempt ------------------------------------------------------------------
 
-    def _record_failure(self, ex: Exchange, candidate: Candidate, exc: AttemptFailed) -> None:
+    def _record_failure(
+        self, ex: Exchange, candidate: Candidate, admission: Admission, exc: AttemptFailed
+    ) -> None:
         endpoint = candidate.endpoint
         resilience = ex.table.spec.resilience
         now = monotonic()
         endpoint.outcome(exc.reason).inc()
         if isinstance(exc, RateLimited):
-            endpoint.health.rate_limited(now, exc.retry_after, resilience.rate_limit)
+            endpoint.health.rate_limited(now, exc.retry_after, resilience.rate_limit, admission)
         elif isinstance(exc, Retryable):
             outlier = resilience.outlier_detection
-            if endpoint.health.failed(
-                now,
-                exc.reason,
-                outlier,
-                may_eject(endpoint.pool, now, outlier.max_ejection_percent),
-            ):
+            pool_may_lose_one = may_eject(endpoint.pool, now, outlier.max_ejection_percent)
+            if endpoint.health.failed(now, exc.reason, outlier, pool_may_lose_one, admission):
                 self._metrics.ejections.labels(endpoint.provider, endpoint.region).inc()
         else:
             endpoint.health.answered()
 
-    async def _attempt(self, ex: Exchange, candidate: Candidate) -> tuple[int, Headers, bytes]:
+    async def _attempt(
+        self, ex: Exchange, candidate: Candidate, admission: Admission
+    ) -> tuple[int, Headers, bytes]:
         """One non-streaming attempt; the endpoint was admitted by the caller."""
         endpoint = candidate.endpoint
         body = ex.body_for(candidate.target)
@@ -398,42 +402,47 @@ class Proxy:
                 raise UpstreamTimeout("upstream did not answer in time") from None
             finally:
                 ex.upstream_time += perf_counter() - started
-            response.close()
+            response.close()  # the body is read: the connection may serve the next request
             if response.status >= 400:
                 raise classify(response.status, response.headers, answer)
         except AttemptFailed as exc:
-            if response is not None:
+            if response is not None and not response.released:
                 response.abort()
-            self._record_failure(ex, candidate, exc)
+            self._record_failure(ex, candidate, admission, exc)
             raise
         except BaseException:
-            if response is not None:
+            if response is not None and not response.released:
                 response.abort()
             raise
         finally:
-            endpoint.health.done()
+            endpoint.health.done(admission)
         latency = perf_counter() - started
-        endpoint.health.succeeded(monotonic(), latency)
+        endpoint.health.succeeded(monotonic(), admission, latency)
         endpoint.outcome("ok").inc()
         endpoint.upstream_duration.observe(latency)
         return response.status, response.headers, answer
 
     async def _hedged(
-        self, ex: Exchange, first: Candidate, rest: Iterator[Candidate]
+        self, ex: Exchange, first: Candidate, admission: Admission, rest: Iterator[Candidate]
     ) -> tuple[int, Headers, bytes, Candidate]:
         """Race a second candidate against a slow first one; the first success wins."""
         delay = hedge_delay(ex.table.spec.resilience.hedging, first)
-        primary = self._loop.create_task(self._attempt(ex, first))
+        primary = self._loop.create_task(self._attempt(ex, first, admission))
         racing: dict[asyncio.Task[tuple[int, Headers, bytes]], Candidate] = {primary: first}
         try:
             if delay is not None:
                 done, _ = await asyncio.wait({primary}, timeout=delay)
                 if not done:
-                    second = next((c for c in rest if c.endpoint.health.admit(monotonic())), None)
-                    if second is not None:
-                        self._metrics.hedges.inc()
-                        self._count_attempt(ex, second)
-                        racing[self._loop.create_task(self._attempt(ex, second))] = second
+                    for second in rest:
+                        second_admission = second.endpoint.health.admit(monotonic())
+                        if second_admission:
+                            self._metrics.hedges.inc()
+                            self._count_attempt(ex, second)
+                            task = self._loop.create_task(
+                                self._attempt(ex, second, second_admission)
+                            )
+                            racing[task] = second
+                            break
             failure: BaseException | None = None
             pending = set(racing)
             while pending:
@@ -449,23 +458,38 @@ class Proxy:
             for task in racing:
                 task.cancel()
 
-    async def _stream(self, ex: Exchange, candidate: Candidate) -> int:
-        """A streaming attempt: fail over freely until the commit point, relay after it."""
+    async def _stream(self, ex: Exchange, candidate: Candidate, admission: Admission) -> int:
+        """A streaming attempt: fail over freely until the commit point, relay after it.
+
+        ``timeouts.firstToken`` runs until the first content chunk (the commit
+        point), so an upstream that answers 200 and then stalls still fails over.
+        """
+        endpoint = candidate.endpoint
+        try:
+            response, state, started = await self._open(ex, candidate, admission)
+            if response is None:  # answered with one JSON document instead of a stream
+                return state.status
+            return await self._commit_and_relay(ex, candidate, admission, response, state, started)
+        finally:
+            endpoint.health.done(admission)
+
+    async def _open(
+        self, ex: Exchange, candidate: Candidate, admission: Admission
+    ) -> tuple[UpstreamResponse | None, StreamState, float]:
+        """Send a stream request and read up to its first content (the commit point)."""
         endpoint = candidate.endpoint
         body = ex.body_for(candidate.target)
         head = ex.head_for(candidate, body)
         timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
-        total_deadline = self._loop.time() + timeouts.total
-        state = StreamState(strip_usage=ex.strip_usage)
+        state = StreamState(strip_usage=ex.strip_usage, deadline=self._loop.time() + timeouts.total)
         response: UpstreamResponse | None = None
         try:
             try:
-                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
+                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)):
                     response = await self._client.request(
                         endpoint.origin, head, body, connect_timeout=timeouts.connect
                     )
-                    deadline.reschedule(total_deadline)
                     if response.status >= 400:
                         answer = await response.read()
                         response.close()
@@ -476,55 +500,66 @@ class Proxy:
                         answer = await response.read()
                         response.close()
                         ex.upstream_time += perf_counter() - started
-                        endpoint.health.succeeded(monotonic(), perf_counter() - started)
+                        endpoint.health.succeeded(monotonic(), admission, perf_counter() - started)
                         endpoint.outcome("ok").inc()
                         self._respond(ex, candidate, response.status, response.headers, answer)
-                        return response.status
+                        state.status = response.status
+                        return None, state, started
                     await open_stream(response, state)
             except TimeoutError:
                 raise UpstreamTimeout("upstream stream did not start in time") from None
             finally:
                 ex.upstream_time += perf_counter() - started
         except AttemptFailed as exc:
-            if response is not None:
+            if response is not None and not response.released:
                 response.abort()
-            self._record_failure(ex, candidate, exc)
-            endpoint.health.done()
+            self._record_failure(ex, candidate, admission, exc)
             raise
         except BaseException:
-            if response is not None:
+            if response is not None and not response.released:
                 response.abort()
-            endpoint.health.done()
             raise
+        state.status = response.status
+        return response, state, started
 
-        # Commit point: the client gets the headers and the first content now.
+    async def _commit_and_relay(
+        self,
+        ex: Exchange,
+        candidate: Candidate,
+        admission: Admission,
+        response: UpstreamResponse,
+        state: StreamState,
+        started: float,
+    ) -> int:
+        """Send the held events (the commit point), then relay the rest as it comes."""
+        endpoint = candidate.endpoint
         try:
-            endpoint.health.succeeded(monotonic(), perf_counter() - started)
+            # Content arrived: a latency sample, but not yet a success. A stream that
+            # is cut later counts as a failure, and cut after cut ejects the endpoint.
+            endpoint.health.sample(perf_counter() - started)
             headers = to_client(response.headers) + self._identity(ex, candidate)
             ex.out.start_stream(response.status, headers)
             await ex.out.write(b"".join(state.held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
-            outcome = "ok"
             try:
                 if not state.ended:
-                    async with asyncio.timeout_at(total_deadline):
+                    async with asyncio.timeout_at(state.deadline):
                         await self._relay(response, ex.out, state)
             except (TimeoutError, AttemptFailed) as exc:
                 failure = UpstreamTimeout("timed out") if isinstance(exc, TimeoutError) else exc
-                outcome = failure.reason if isinstance(failure, AttemptFailed) else "error"
-                self._record_failure(ex, candidate, failure)
+                self._record_failure(ex, candidate, admission, failure)
                 self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
                 await ex.out.write(interruption_event(str(failure)))
-            ex.out.end_stream()
-            if outcome == "ok":
+            else:
+                endpoint.health.succeeded(monotonic(), admission)
                 endpoint.outcome("ok").inc()
+            ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
             self._count_usage(candidate.target, state.usage)
             return response.status
         finally:
             response.close()
-            endpoint.health.done()
 
     async def _relay(
         self, response: UpstreamResponse, out: ResponseWriter, state: StreamState

@@ -47,6 +47,8 @@ class StreamState:
     """What the relay carries from before the commit point to after it."""
 
     strip_usage: bool  # the router asked for usage; the client did not
+    deadline: float = 0.0  # loop time by which the whole attempt must end
+    status: int = 0
     usage: Usage = field(default_factory=Usage)
     held: list[bytes] = field(default_factory=list)
     pending: bytes = b""

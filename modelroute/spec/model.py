@@ -133,7 +133,9 @@ class Retries:
 class Timeouts:
     connect: Duration = spec_field("2s", doc="Time to open a connection to an upstream.")
     first_token: Duration = spec_field(
-        "30s", doc="Time to the first byte of the upstream's answer, streaming or not."
+        "30s",
+        doc="Time to the first token: a stream's first content chunk, or a whole "
+        "non-streaming answer. Past it the attempt fails over.",
     )
     total: Duration = spec_field("120s", doc="Time for a whole upstream attempt.")
 

@@ -194,7 +194,7 @@ class UpstreamResponse:
     response.close()`` does the right one.
     """
 
-    __slots__ = ("_client", "_conn", "_origin", "headers", "status")
+    __slots__ = ("_client", "_conn", "_origin", "headers", "released", "status")
 
     def __init__(self, client: UpstreamClient, origin: Origin, conn: _Connection) -> None:
         self._client = client
@@ -202,6 +202,7 @@ class UpstreamResponse:
         self._conn = conn
         self.status = conn.status
         self.headers = conn.headers
+        self.released = False  # closed: back in the pool or aborted
 
     async def read(self) -> bytes:
         try:
@@ -218,13 +219,17 @@ class UpstreamResponse:
             raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
 
     def close(self) -> None:
+        if self.released:
+            return
         conn = self._conn
         if conn.complete and conn.keep_alive and conn.transport is not None and not conn._chunks:
+            self.released = True
             self._client._release(self._origin, conn)
         else:
             self.abort()
 
     def abort(self) -> None:
+        self.released = True
         transport = self._conn.transport
         if transport is not None:
             transport.abort()
@@ -254,7 +259,8 @@ class UpstreamClient:
                     server_hostname=origin.host if origin.tls else None,
                 )
         except TimeoutError:
-            raise
+            # Envoy's vocabulary: a connect timeout is a connect failure.
+            raise ConnectFailed(f"connect to {origin.host}:{origin.port} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
         return conn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelroute.router.health import EndpointHealth, may_eject
+from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.spec.model import OutlierDetection, RateLimit
 
 OUTLIER = OutlierDetection(
@@ -19,9 +19,10 @@ def fresh() -> EndpointHealth:
 
 
 def fail(h: EndpointHealth, now: float, reason: str = "5xx") -> bool:
-    assert h.admit(now) or h.state(now) != "healthy"
-    ejected = h.failed(now, reason, OUTLIER, may_eject=True)
-    h.done()
+    admission = h.admit(now)
+    assert admission or h.state(now) != "healthy"
+    ejected = h.failed(now, reason, OUTLIER, True, admission)
+    h.done(admission)
     return ejected
 
 
@@ -29,9 +30,9 @@ def test_consecutive_failures_eject_and_success_resets_the_count() -> None:
     h = fresh()
     fail(h, 0)
     fail(h, 0)
-    h.admit(0)
-    h.succeeded(0, 0.1)
-    h.done()
+    admission = h.admit(0)
+    h.succeeded(0, admission, 0.1)
+    h.done(admission)
     assert h.consecutive_failures == 0
     assert not fail(h, 1) and not fail(h, 1)
     assert fail(h, 1)
@@ -45,12 +46,46 @@ def test_ejection_expires_into_one_half_open_trial() -> None:
     for _ in range(3):
         fail(h, 0)
     assert h.state(10.0) == "half-open"
-    assert h.admit(10.0)  # the trial
+    trial = h.admit(10.0)
+    assert trial is Admission.TRIAL
     assert not h.admit(10.0)  # nobody else while it runs
-    h.succeeded(10.5, 0.2)
-    h.done()
+    h.succeeded(10.5, trial, 0.2)
+    h.done(trial)
     assert h.state(10.5) == "healthy"
-    assert h.admit(10.5) and h.admit(10.5)
+    assert h.admit(10.5) is Admission.ADMITTED and h.admit(10.5) is Admission.ADMITTED
+
+
+def test_only_the_trial_itself_frees_the_trial_slot() -> None:
+    h = fresh()
+    older = h.admit(0.0)  # in flight before the endpoint was ejected
+    for _ in range(3):
+        fail(h, 0)
+    trial = h.admit(10.0)
+    assert trial is Admission.TRIAL
+    h.done(older)  # the older request ends: the trial is still running
+    assert not h.admit(10.0)
+    h.failed(10.1, "5xx", OUTLIER, True, older)  # an old failure is not the trial's
+    assert h.consecutive_failures == 1 and h.ejections == 1
+    h.succeeded(10.2, trial)
+    h.done(trial)
+    assert h.state(10.2) == "healthy"
+
+
+def test_a_success_from_before_an_ejection_does_not_end_it() -> None:
+    h = fresh()
+    older = h.admit(0.0)
+    for _ in range(3):
+        fail(h, 0)
+    h.succeeded(1.0, older, 0.1)
+    h.done(older)
+    assert h.state(1.0) == "ejected"
+
+
+def test_a_stream_sample_does_not_reset_failures() -> None:
+    h = fresh()
+    fail(h, 0)
+    h.sample(0.05)
+    assert h.consecutive_failures == 1 and h.ewma == 0.05
 
 
 def test_failed_trial_ejects_again_for_longer_up_to_the_cap() -> None:
@@ -58,13 +93,13 @@ def test_failed_trial_ejects_again_for_longer_up_to_the_cap() -> None:
     for _ in range(3):
         fail(h, 0)
     assert h.ejected_until == 10.0
-    assert h.admit(10.0)
-    assert h.failed(10.0, "connect-failure", OUTLIER, may_eject=True)
-    h.done()
+    trial = h.admit(10.0)
+    assert h.failed(10.0, "connect-failure", OUTLIER, True, trial)
+    h.done(trial)
     assert h.ejected_until == 10.0 + 20.0  # base x 2 ejections
-    assert h.admit(30.0)
-    h.failed(30.0, "timeout", OUTLIER, may_eject=True)
-    h.done()
+    trial = h.admit(30.0)
+    h.failed(30.0, "timeout", OUTLIER, True, trial)
+    h.done(trial)
     assert h.ejected_until == 30.0 + 25.0  # capped at maxEjectionTime
 
 
@@ -82,9 +117,9 @@ def test_max_ejection_percent_keeps_part_of_the_pool_in_service() -> None:
 
 def test_rate_limit_cooldown_honours_retry_after_as_a_floor_with_a_cap() -> None:
     h = fresh()
-    h.admit(0)
-    h.rate_limited(0, 5.0, LIMITS)
-    h.done()
+    admission = h.admit(0)
+    h.rate_limited(0, 5.0, LIMITS, admission)
+    h.done(admission)
     assert h.state(1) == "cooling" and not h.admit(1)
     assert h.cooldown_until == 5.0
     assert h.consecutive_failures == 0  # a 429 is not an error
@@ -100,9 +135,9 @@ def test_a_429_right_after_a_cooldown_extends_it() -> None:
     h = fresh()
     h.rate_limited(0, 2.0, LIMITS)
     assert h.state(2.0) == "half-open"
-    assert h.admit(2.0)
-    h.rate_limited(2.0, 1.0, LIMITS)
-    h.done()
+    trial = h.admit(2.0)
+    h.rate_limited(2.0, 1.0, LIMITS, trial)
+    h.done(trial)
     assert h.cooldown_until == 2.0 + 4.0  # doubled, although the upstream asked for 1 s
 
 
@@ -122,9 +157,9 @@ def test_probes_mark_unhealthy_and_healthy_by_threshold() -> None:
 def test_percentile_needs_enough_samples() -> None:
     h = fresh()
     for i in range(19):
-        h.succeeded(0, i / 100)
+        h.sample(i / 100)
     assert h.percentile(0.95) is None
-    h.succeeded(0, 0.19)
+    h.sample(0.19)
     assert h.percentile(0.95) == 0.19
 
 
@@ -160,12 +195,13 @@ def test_state_machine_invariants(script: list[tuple[str, object]]) -> None:
         if h.state(now) == "half-open":
             assert not h.admit(now)  # one trial at a time
         if kind == "succeed":
-            h.succeeded(now, float(arg))  # type: ignore[arg-type]
+            h.succeeded(now, admitted, float(arg))  # type: ignore[arg-type]
         elif kind == "429":
-            h.rate_limited(now, arg, LIMITS)  # type: ignore[arg-type]
+            h.rate_limited(now, arg, LIMITS, admitted)  # type: ignore[arg-type]
         else:
-            h.failed(now, kind, OUTLIER, may_eject=True)
-        h.done()
+            h.failed(now, kind, OUTLIER, True, admitted)
+        h.done(admitted)
+        assert not h.trial_in_flight
         assert h.in_flight == 0
         assert h.ejected_until - now <= OUTLIER.max_ejection_time + 1e-9
         assert h.cooldown_until - now <= LIMITS.max_cooldown + 1e-9

@@ -63,7 +63,7 @@ def by_url(route: Route) -> dict[str, Endpoint]:
 
 
 def eject(endpoint: Endpoint, now: float = 0.0) -> None:
-    endpoint.health.failed(now, "5xx", OUTLIER, may_eject=True)
+    endpoint.health.failed(now, "5xx", OUTLIER, True)
 
 
 def test_own_region_first_then_other_regions_then_the_next_target() -> None:
@@ -111,7 +111,7 @@ def test_two_choices_prefer_the_faster_less_loaded_endpoint() -> None:
 def test_panic_candidate_is_the_least_recently_failed() -> None:
     route = table("us").routes["chat"]
     for i, endpoint in enumerate(by_url(route).values()):
-        endpoint.health.failed(float(10 + i), "5xx", OUTLIER, may_eject=True)
+        endpoint.health.failed(float(10 + i), "5xx", OUTLIER, True)
     assert plan(route, 11.0, random.Random(1)) == []
     panic = panic_candidate(route)
     assert panic is not None
