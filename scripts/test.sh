@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite drives for real (only installed when missing).
 missing=()
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # benchmark smoke run
+command -v promtool >/dev/null || missing+=(prometheus)  # p99 -> HPA pipeline, end to end
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
