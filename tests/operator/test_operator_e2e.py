@@ -396,13 +396,14 @@ async def test_rbac_matches_requests(cluster: kmock.KubernetesEmulator) -> None:
     for request in cluster:
         if request.resource is None or request.headers.get("Connection") == "close":
             continue  # discovery, or the test's own client
+        assert request.action is not None
         verb = VERBS[request.action.name]
         if request.resource.plural is None:
             continue  # API discovery: allowed to every authenticated user
         resource = request.resource.plural + (
             f"/{request.subresource}" if request.subresource else ""
         )
-        used.add((request.resource.group, resource, verb))
+        used.add((request.resource.group or "", resource, verb))
     denied = {entry for entry in used if entry not in granted}
     assert not denied, f"requests the ClusterRole does not allow: {sorted(denied)}"
     assert granted - used == NOT_EXERCISED_HERE

@@ -6,13 +6,14 @@ import aiohttp
 
 from modelroute.router.cache import MAX_ENTRY_BYTES, ResponseCache, cache_directives, cache_key
 from modelroute.spec.model import Cache
+from modelroute.spec.schema import Duration
 from tests.router.conftest import RouterFactory, SimFactory, route_doc
 
 CHAT = {"model": "chat-fast", "messages": [{"role": "user", "content": "What is 2+2?"}]}
 
 
 def test_lru_ttl_and_size_cap() -> None:
-    cache = ResponseCache(Cache(enabled=True, ttl=10.0, max_entries=2))
+    cache = ResponseCache(Cache(enabled=True, ttl=Duration(10.0), max_entries=2))
     a, b, c = cache_key("/v1/x", b"a"), cache_key("/v1/x", b"b"), cache_key("/v1/x", b"c")
     cache.put(a, [], b"A", now=0)
     cache.put(b, [], b"B", now=0)

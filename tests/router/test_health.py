@@ -7,11 +7,12 @@ from hypothesis import strategies as st
 
 from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.spec.model import OutlierDetection, RateLimit
+from modelroute.spec.schema import Duration
 
 OUTLIER = OutlierDetection(
-    consecutive_errors=3, base_ejection_time=10.0, max_ejection_time=25.0, max_ejection_percent=50
+    consecutive_errors=3, base_ejection_time=Duration(10.0), max_ejection_time=Duration(25.0), max_ejection_percent=50
 )
-LIMITS = RateLimit(default_cooldown=1.0, max_cooldown=30.0)
+LIMITS = RateLimit(default_cooldown=Duration(1.0), max_cooldown=Duration(30.0))
 
 
 def fresh() -> EndpointHealth:

@@ -15,9 +15,10 @@ from modelroute.router.plan import Candidate, panic_candidate, plan
 from modelroute.router.table import Endpoint, Route, RoutingTable, build_table
 from modelroute.spec import parse_route
 from modelroute.spec.model import OutlierDetection
+from modelroute.spec.schema import Duration
 
 OUTLIER = OutlierDetection(
-    consecutive_errors=1, base_ejection_time=30.0, max_ejection_time=300.0, max_ejection_percent=100
+    consecutive_errors=1, base_ejection_time=Duration(30.0), max_ejection_time=Duration(300.0), max_ejection_percent=100
 )
 
 

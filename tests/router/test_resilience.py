@@ -81,7 +81,8 @@ class Answer:
 
     @property
     def region(self) -> str | None:
-        return self.headers.get("x-modelroute-region")
+        region: str | None = self.headers.get("x-modelroute-region")
+        return region
 
     @property
     def attempts(self) -> int:
