@@ -405,14 +405,11 @@ class Proxy:
             response.close()  # the body is read: the connection may serve the next request
             if response.status >= 400:
                 raise classify(response.status, response.headers, answer)
-        except AttemptFailed as exc:
+        except BaseException as exc:
             if response is not None and not response.released:
-                response.abort()
-            self._record_failure(ex, candidate, admission, exc)
-            raise
-        except BaseException:
-            if response is not None and not response.released:
-                response.abort()
+                response.abort()  # mid-answer: the connection cannot be reused
+            if isinstance(exc, AttemptFailed):
+                self._record_failure(ex, candidate, admission, exc)
             raise
         finally:
             endpoint.health.done(admission)
@@ -510,14 +507,11 @@ class Proxy:
                 raise UpstreamTimeout("upstream stream did not start in time") from None
             finally:
                 ex.upstream_time += perf_counter() - started
-        except AttemptFailed as exc:
+        except BaseException as exc:
             if response is not None and not response.released:
-                response.abort()
-            self._record_failure(ex, candidate, admission, exc)
-            raise
-        except BaseException:
-            if response is not None and not response.released:
-                response.abort()
+                response.abort()  # mid-answer: the connection cannot be reused
+            if isinstance(exc, AttemptFailed):
+                self._record_failure(ex, candidate, admission, exc)
             raise
         state.status = response.status
         return response, state, started

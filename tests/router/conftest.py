@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimBehaviour, SimServer, start_sim
@@ -99,3 +100,38 @@ async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def quiet_route(endpoints: dict[str, list[tuple[str, SimServer]]], **kwargs: Any) -> dict[str, Any]:
+    """``route_doc`` without active health checks: their probes, at a random moment,
+    would show up in the simulators' counters that tests assert on."""
+    doc = route_doc(endpoints, **kwargs)
+    doc["spec"].setdefault("resilience", {})["healthCheck"] = {"enabled": False}
+    return doc
+
+
+async def scrape(http: aiohttp.ClientSession, router: RouterServer) -> str:
+    """The router's /metrics text."""
+    async with http.get(f"http://127.0.0.1:{router.port}/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
+def _samples(text: str, name: str, labels: dict[str, str]) -> list[float]:
+    return [
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    ]
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    """The first sample of ``name`` whose labels include ``labels``; None if none."""
+    found = _samples(text, name, labels)
+    return found[0] if found else None
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
+    return sum(_samples(text, name, labels))

@@ -25,11 +25,11 @@ import aiohttp
 import orjson
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.router.serve import RouterServer
-from modelroute.router.sim import SimServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc
+from tests.router.conftest import RouterFactory, SimFactory, eventually, scrape
+from tests.router.conftest import metric_value as metric
+from tests.router.conftest import quiet_route as route
 
 CHAT = {"model": "chat-fast", "messages": [{"role": "user", "content": "Hello there"}]}
 CHAT_BODY = orjson.dumps(CHAT)
@@ -37,30 +37,6 @@ STREAM_BODY = orjson.dumps({**CHAT, "stream": True})
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def route(endpoints: dict[str, list[tuple[str, SimServer]]], **kwargs: Any) -> dict[str, Any]:
-    """``route_doc`` without active health checks: their probes, at a random moment,
-    would show up in the simulators' counters that these tests assert on."""
-    doc = route_doc(endpoints, **kwargs)
-    resilience = doc["spec"].setdefault("resilience", {})
-    resilience["healthCheck"] = {"enabled": False}
-    return doc
-
-
-def metric(text: str, name: str, **labels: str) -> float | None:
-    """One sample from a Prometheus exposition; None if it is not there."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
-
-
-async def scrape(http: aiohttp.ClientSession, router: RouterServer) -> str:
-    async with http.get(f"http://127.0.0.1:{router.port}/metrics") as resp:
-        assert resp.status == 200
-        return await resp.text()
 
 
 def request_bytes(

@@ -18,18 +18,10 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc
+from tests.router.conftest import RouterFactory, SimFactory, eventually
+from tests.router.conftest import quiet_route as route
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there, router"}]
-
-
-def route(endpoints: dict[str, list[tuple[str, SimServer]]], **kwargs: Any) -> dict[str, Any]:
-    """``route_doc`` without active health checks: their probes, at a random moment,
-    would show up in the simulators' counters that these tests assert on."""
-    doc = route_doc(endpoints, **kwargs)
-    resilience = doc["spec"].setdefault("resilience", {})
-    resilience["healthCheck"] = {"enabled": False}
-    return doc
 
 
 ClientFactory = Callable[..., AsyncOpenAI]

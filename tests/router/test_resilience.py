@@ -31,11 +31,12 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc
+from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc, scrape
+from tests.router.conftest import metric_sum as metric
+from tests.router.conftest import metric_value as gauge
 
 CHAT = {"model": "chat-fast", "messages": [{"role": "user", "content": "Hello there"}]}
 STREAM = {**CHAT, "stream": True}
@@ -141,30 +142,6 @@ async def status(http: aiohttp.ClientSession, router: RouterServer) -> dict[str,
         out[f"{endpoint['provider']}/{endpoint['region']}"] = endpoint
         out.setdefault(endpoint["region"], endpoint)
     return out
-
-
-async def scrape(http: aiohttp.ClientSession, router: RouterServer) -> str:
-    async with http.get(f"http://127.0.0.1:{router.port}/metrics") as resp:
-        assert resp.status == 200
-        return await resp.text()
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
-def gauge(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
 
 
 def chat_calls(sim: SimServer) -> int:
