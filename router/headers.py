@@ -7,6 +7,9 @@ endpoint's key, along with the OpenAI account headers that belong to them) and
 ``Accept-Encoding`` (the router reads usage from bodies, so it asks for them
 uncompressed).
 
+The client-side server applies :data:`NOT_TO_UPSTREAM` while it parses
+(``Request.forward``), so the hot path does not walk the headers twice.
+
 Upstream → client: the upstream's headers pass, minus hop-by-hop, framing and
 cookies, plus ``x-modelroute-*`` headers that say who answered.
 """
@@ -49,15 +52,6 @@ NOT_TO_CLIENT = _HOP_BY_HOP | {
     b"server",
     b"x-request-id",
 }
-
-
-def to_upstream(client_headers: dict[bytes, bytes]) -> bytes:
-    """The client's headers to forward, already serialised as header lines."""
-    return b"".join(
-        name + b": " + value + b"\r\n"
-        for name, value in client_headers.items()
-        if name not in NOT_TO_UPSTREAM
-    )
 
 
 def to_client(upstream_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

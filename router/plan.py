@@ -11,35 +11,26 @@ endpoint rather than failing closed (Envoy's panic mode).
 
 The plan is a pure function of the route, the endpoints' health and ``now``
 (plus a random source for the two choices), so it is tested without sockets.
+Candidates are built once per routing table; a plan only orders them.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
-from modelroute.router.table import Endpoint, Route, Target
+from modelroute.router.table import Candidate, Route
 
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    target: Target
-    endpoint: Endpoint
-    index: int  # position of the target in the chain (0: the first choice)
+__all__ = ["Candidate", "panic_candidate", "plan", "two_choices"]
 
 
-def two_choices(endpoints: list[Endpoint], rng: random.Random) -> list[Endpoint]:
+def two_choices(candidates: list[Candidate], rng: random.Random) -> list[Candidate]:
     """Order by repeated power-of-two-choices: of two random picks, the lower score first."""
-    pool = list(endpoints)
+    pool = list(candidates)
     ordered = []
     while len(pool) > 1:
         a, b = rng.sample(range(len(pool)), 2)
-        first, second = pool[a], pool[b]
-        better = (
-            a
-            if (first.health.score(), rng.random()) <= (second.health.score(), rng.random())
-            else b
-        )
+        score_a, score_b = pool[a].endpoint.health.score(), pool[b].endpoint.health.score()
+        better = a if (score_a, rng.random()) <= (score_b, rng.random()) else b
         ordered.append(pool.pop(better))
     ordered.extend(pool)
     return ordered
@@ -48,29 +39,33 @@ def two_choices(endpoints: list[Endpoint], rng: random.Random) -> list[Endpoint]
 def plan(route: Route, now: float, rng: random.Random) -> list[Candidate]:
     """Candidates for one request, most preferred first; each endpoint at most once."""
     candidates: list[Candidate] = []
-    for index, target in enumerate(route.targets):
-        for group in (target.local, target.remote):
-            if not group:
+    for local, remote in route.groups:
+        for group in (local, remote):
+            if len(group) == 1:  # the common case: one endpoint per provider and region
+                health = group[0].endpoint.health
+                if health.usable(now):
+                    candidates.append(group[0])
                 continue
             trials = []
             healthy = []
-            for endpoint in group:
-                state = endpoint.health.state(now)
+            for candidate in group:
+                state = candidate.endpoint.health.state(now)
                 if state == "healthy":
-                    healthy.append(endpoint)
-                elif state == "half-open" and not endpoint.health.trial_in_flight:
-                    trials.append(endpoint)
+                    healthy.append(candidate)
+                elif state == "half-open" and not candidate.endpoint.health.trial_in_flight:
+                    trials.append(candidate)
             if len(healthy) > 1:
                 healthy = two_choices(healthy, rng)
-            candidates.extend(Candidate(target, endpoint, index) for endpoint in trials + healthy)
+            candidates.extend(trials)
+            candidates.extend(healthy)
     return candidates
 
 
 def panic_candidate(route: Route) -> Candidate | None:
     """The endpoint that failed least recently, for when no endpoint is available."""
     best: Candidate | None = None
-    for index, target in enumerate(route.targets):
-        for endpoint in target.endpoints:
-            if best is None or endpoint.health.last_failure < best.endpoint.health.last_failure:
-                best = Candidate(target, endpoint, index)
+    for local, remote in route.groups:
+        for candidate in local + remote:
+            if best is None or candidate.endpoint.health.last_failure < best.endpoint.health.last_failure:
+                best = candidate
     return best

@@ -30,6 +30,7 @@ import orjson
 
 from modelroute.router.accept import Api, Call, accept
 from modelroute.router.auth import bearer_token, key_accepted
+from modelroute.router.body import add_stream_usage, rewrite_model, usage_of
 from modelroute.router.cache import ResponseCache, cache_directives, cache_key
 from modelroute.router.errors import (
     AttemptFailed,
@@ -44,7 +45,7 @@ from modelroute.router.errors import (
     UpstreamTimeout,
     error_body,
 )
-from modelroute.router.headers import header, to_client, to_upstream
+from modelroute.router.headers import header, to_client
 from modelroute.router.health import Admission, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
@@ -68,6 +69,7 @@ _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 
 Headers = list[tuple[bytes, bytes]]
+LARGE_BODY = 64 * 1024  # above this, bodies are edited in place rather than re-serialised
 _COSTLY = frozenset({"timeout", "5xx"})  # failures whose retries spend the retry budget
 
 
@@ -144,10 +146,22 @@ class Exchange:
     cache_key: bytes | None = None  # set when the answer may be stored
 
     def body_for(self, target: Target) -> bytes:
+        """The request body for ``target``: the client's, with its upstream model name."""
         body = self.bodies.get(target.model)
         if body is None:
-            self.call.payload["model"] = target.model
-            body = self.bodies[target.model] = orjson.dumps(self.call.payload)
+            body = self._large_body(target) if len(self.request.body) > LARGE_BODY else None
+            if body is None:
+                self.call.payload["model"] = target.model
+                body = orjson.dumps(self.call.payload)
+            self.bodies[target.model] = body
+        return body
+
+    def _large_body(self, target: Target) -> bytes | None:
+        # Re-serialising a large body (an image, a long document) costs far more
+        # than editing the few bytes that change; None falls back to orjson.
+        body = rewrite_model(self.request.body, self.call.model, target.model)
+        if body is not None and self.strip_usage:
+            body = add_stream_usage(body)
         return body
 
     def head_for(self, candidate: Candidate, body: bytes) -> bytes:
@@ -251,7 +265,7 @@ class Proxy:
                 "include_usage": True,
             }
             strip_usage = True
-        forward = to_upstream(request.headers) + b"x-request-id: " + request_id + b"\r\n"
+        forward = request.forward + b"x-request-id: " + request_id + b"\r\n"
         return Exchange(request, out, table, route, call, request_id, forward, strip_usage)
 
     def _from_cache(self, ex: Exchange, cache: ResponseCache) -> int:
@@ -388,16 +402,20 @@ class Proxy:
         head = ex.head_for(candidate, body)
         timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
-        deadline_base = self._loop.time()  # deadlines live on the loop's clock
+        now = self._loop.time()  # deadlines live on the loop's clock
         response: UpstreamResponse | None = None
         try:
             try:
-                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)) as deadline:
-                    response = await self._client.request(
-                        endpoint.origin, head, body, connect_timeout=timeouts.connect
-                    )
-                    deadline.reschedule(deadline_base + timeouts.total)
-                    answer = await response.read()
+                response = await self._client.request(
+                    endpoint.origin,
+                    head,
+                    body,
+                    connect_timeout=timeouts.connect,
+                    deadline=now + timeouts.first_token,
+                )
+                if not response.complete:  # the rest of the body may take until `total`
+                    response.set_deadline(now + timeouts.total)
+                answer = await response.read()
             except TimeoutError:
                 raise UpstreamTimeout("upstream did not answer in time") from None
             finally:
@@ -479,30 +497,33 @@ class Proxy:
         head = ex.head_for(candidate, body)
         timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
-        state = StreamState(strip_usage=ex.strip_usage, deadline=self._loop.time() + timeouts.total)
+        now = self._loop.time()
+        state = StreamState(strip_usage=ex.strip_usage, deadline=now + timeouts.total)
         response: UpstreamResponse | None = None
         try:
             try:
-                async with asyncio.timeout(min(timeouts.first_token, timeouts.total)):
-                    response = await self._client.request(
-                        endpoint.origin, head, body, connect_timeout=timeouts.connect
-                    )
+                # The first-token deadline holds until the commit point (open_stream).
+                response = await self._client.request(
+                    endpoint.origin,
+                    head,
+                    body,
+                    connect_timeout=timeouts.connect,
+                    deadline=now + timeouts.first_token,
+                )
+                content_type = header(response.headers, b"content-type") or b""
+                if response.status >= 400 or not content_type.startswith(b"text/event-stream"):
+                    # An error, or one JSON document where a stream was asked for.
+                    response.set_deadline(state.deadline)
+                    answer = await response.read()
+                    response.close()
                     if response.status >= 400:
-                        answer = await response.read()
-                        response.close()
                         raise classify(response.status, response.headers, answer)
-                    content_type = header(response.headers, b"content-type") or b""
-                    if not content_type.startswith(b"text/event-stream"):
-                        # The upstream answered a stream request with one JSON document.
-                        answer = await response.read()
-                        response.close()
-                        ex.upstream_time += perf_counter() - started
-                        endpoint.health.succeeded(monotonic(), admission, perf_counter() - started)
-                        endpoint.outcome("ok").inc()
-                        self._respond(ex, candidate, response.status, response.headers, answer)
-                        state.status = response.status
-                        return None, state, started
-                    await open_stream(response, state)
+                    endpoint.health.succeeded(monotonic(), admission, perf_counter() - started)
+                    endpoint.outcome("ok").inc()
+                    self._respond(ex, candidate, response.status, response.headers, answer)
+                    state.status = response.status
+                    return None, state, started
+                await open_stream(response, state)
             except TimeoutError:
                 raise UpstreamTimeout("upstream stream did not start in time") from None
             finally:
@@ -538,8 +559,8 @@ class Proxy:
             self._count_fallback(ex, candidate)
             try:
                 if not state.ended:
-                    async with asyncio.timeout_at(state.deadline):
-                        await self._relay(response, ex.out, state)
+                    response.set_deadline(state.deadline)
+                    await self._relay(response, ex.out, state)
             except (TimeoutError, AttemptFailed) as exc:
                 failure = UpstreamTimeout("timed out") if isinstance(exc, TimeoutError) else exc
                 self._record_failure(ex, candidate, admission, failure)
@@ -580,8 +601,7 @@ class Proxy:
     ) -> None:
         if b'"usage"' in answer:
             usage = Usage()
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                usage.take(orjson.loads(answer).get("usage"))
+            usage.take(usage_of(answer))
             self._count_usage(candidate.target, usage)
         self._count_fallback(ex, candidate)
         headers = to_client(headers)
@@ -611,9 +631,7 @@ class Proxy:
     def _identity(self, ex: Exchange, candidate: Candidate) -> Headers:
         overhead = max(0.0, perf_counter() - ex.request.received_at - ex.upstream_time) * 1000
         return [
-            (b"x-modelroute-provider", candidate.endpoint.provider.encode()),
-            (b"x-modelroute-region", candidate.endpoint.region.encode()),
-            (b"x-modelroute-model", candidate.target.model.encode()),
+            *candidate.identity,
             (b"x-modelroute-attempts", b"%d" % ex.attempts),
             (b"x-modelroute-overhead-ms", b"%.3f" % overhead),
             (b"x-request-id", ex.request_id),

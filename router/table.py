@@ -76,12 +76,24 @@ class Target:
     cost: Any
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidate:
+    """One endpoint of one chain target: what a request may try. Built once per table."""
+
+    target: Target
+    endpoint: Endpoint
+    index: int  # position of the target in the chain (0: the first choice)
+    identity: tuple[tuple[bytes, bytes], ...]  # x-modelroute-provider, -region, -model
+
+
 @dataclass(slots=True, eq=False)
 class Route:
     """A client-facing model name and its fallback chain."""
 
     name: str
     targets: tuple[Target, ...]
+    # Per target: its candidates in the router's own region, then in the others.
+    groups: tuple[tuple[tuple[Candidate, ...], tuple[Candidate, ...]], ...]
     fallback_counters: tuple[Any, ...]  # per target, for modelroute_fallbacks_total
     duration: Any  # metric children, resolved once
     ttft: Any
@@ -181,9 +193,17 @@ def build_table(
                     cost=metrics.cost.labels(target.provider, target.model),
                 )
             )
+        groups = tuple(
+            (
+                tuple(_candidate(t, e, i) for e in t.local),
+                tuple(_candidate(t, e, i) for e in t.remote),
+            )
+            for i, t in enumerate(targets)
+        )
         routes[model.name] = Route(
             name=model.name,
             targets=tuple(targets),
+            groups=groups,
             fallback_counters=tuple(
                 metrics.fallbacks.labels(model.name, f"{t.provider}/{t.model}") for t in targets
             ),
@@ -209,6 +229,15 @@ def build_table(
         models_body=models_body,
         config_hash=_config_hash(route, region),
     )
+
+
+def _candidate(target: Target, endpoint: Endpoint, index: int) -> Candidate:
+    identity = (
+        (b"x-modelroute-provider", endpoint.provider.encode()),
+        (b"x-modelroute-region", endpoint.region.encode()),
+        (b"x-modelroute-model", target.model.encode()),
+    )
+    return Candidate(target, endpoint, index, identity)
 
 
 def _config_hash(route: ModelRoute, region: str) -> str:

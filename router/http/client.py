@@ -70,9 +70,13 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reused = False
         self.idle_since = 0.0
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
+        """Ready for the next response on this connection (the buffer is reused)."""
         self.status = 0
         self.headers: Headers = []
         self.head_received = False
@@ -80,11 +84,33 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.error: BaseException | None = None
-        self._chunks: deque[bytes] = deque()
+        self._chunks.clear()
         self._buffered = 0
         self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
         self._length_known = False
+
+    # --- deadline -----------------------------------------------------------------
+
+    def set_deadline(self, when: float | None) -> None:
+        """Fail the response in progress with TimeoutError at loop time ``when``.
+
+        One timer on the connection instead of an ``asyncio.timeout`` per await:
+        it costs no task bookkeeping, and firing it aborts the connection, which
+        is what a timed-out upstream call must do anyway.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if when is not None:
+            self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self.error is None and not self.complete:
+            self.error = TimeoutError("upstream deadline passed")
+            self._wake()
+            if self.transport is not None:
+                self.transport.abort()
 
     # --- asyncio.Protocol -------------------------------------------------------
 
@@ -93,7 +119,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self.head_received and not self.complete and not self._length_known:
+        self.set_deadline(None)
+        if self.error is not None:
+            pass  # already failed (a deadline, a parse error): keep that reason
+        elif self.head_received and not self.complete and not self._length_known:
             self.complete = True  # body delimited by the connection closing (HTTP/1.0 style)
         elif not self.complete:
             self.error = exc or ConnectionResetError("upstream closed the connection")
@@ -135,6 +164,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
+        self.set_deadline(None)
         self._wake()
 
     # --- reading ------------------------------------------------------------------
@@ -204,9 +234,20 @@ class UpstreamResponse:
         self.headers = conn.headers
         self.released = False  # closed: back in the pool or aborted
 
+    @property
+    def complete(self) -> bool:
+        """The whole body has arrived (a non-streaming answer usually has by now)."""
+        return self._conn.complete
+
+    def set_deadline(self, when: float | None) -> None:
+        """Reading the body fails with TimeoutError at loop time ``when``."""
+        self._conn.set_deadline(when)
+
     async def read(self) -> bytes:
         try:
             return await self._conn.read_all()
+        except TimeoutError:
+            raise
         except (OSError, ConnectionError) as exc:
             raise ConnectFailed(
                 f"upstream connection failed while reading the body: {exc}"
@@ -215,6 +256,8 @@ class UpstreamResponse:
     async def next_chunk(self) -> bytes:
         try:
             return await self._conn.next_chunk()
+        except TimeoutError:
+            raise
         except (OSError, ConnectionError) as exc:
             raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
 
@@ -224,12 +267,14 @@ class UpstreamResponse:
         conn = self._conn
         if conn.complete and conn.keep_alive and conn.transport is not None and not conn._chunks:
             self.released = True
+            conn.set_deadline(None)
             self._client._release(self._origin, conn)
         else:
             self.abort()
 
     def abort(self) -> None:
         self.released = True
+        self._conn.set_deadline(None)
         transport = self._conn.transport
         if transport is not None:
             transport.abort()
@@ -295,8 +340,13 @@ class UpstreamClient:
         body: bytes,
         *,
         connect_timeout: float,
+        deadline: float | None = None,
     ) -> UpstreamResponse:
         """Send a request (``head`` ends with the blank line) and wait for the response head.
+
+        ``deadline`` (loop time) bounds the wait for the head and, until it is
+        moved with :meth:`UpstreamResponse.set_deadline`, the body: past it the
+        call raises TimeoutError and the connection is closed.
 
         A pooled connection that the upstream closed while idle is retried once on
         a fresh one: nothing was answered on it, so no work is duplicated that the
@@ -311,6 +361,8 @@ class UpstreamClient:
             if transport is None:
                 conn = None
                 continue
+            if deadline is not None:
+                conn.set_deadline(deadline)
             if len(body) < 65536:
                 transport.write(head + body)
             else:
@@ -318,12 +370,16 @@ class UpstreamClient:
                 transport.write(body)
             try:
                 await conn.read_head()
+            except TimeoutError:
+                conn.set_deadline(None)
+                raise
             except (OSError, ConnectionError) as exc:
                 if conn.reused and not conn.got_bytes:
                     conn = None
                     continue
                 raise ConnectFailed(f"upstream connection failed: {exc}") from exc
             except BaseException:
+                conn.set_deadline(None)
                 if conn.transport is not None:
                     conn.transport.abort()
                 raise

@@ -53,7 +53,16 @@ def status_line(status: int) -> bytes:
 class Request:
     """One parsed request; header names are lower-case bytes."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "received_at")
+    __slots__ = (
+        "body",
+        "forward",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "received_at",
+    )
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class Request:
         path: str,
         query: bytes,
         headers: dict[bytes, bytes],
+        forward: bytes,
         body: bytes,
         keep_alive: bool,
         received_at: float,
@@ -69,6 +79,7 @@ class Request:
         self.path = path
         self.query = query
         self.headers = headers
+        self.forward = forward  # header lines a proxy may pass on (see HttpServer)
         self.body = body
         self.keep_alive = keep_alive
         self.received_at = received_at
@@ -158,6 +169,8 @@ class HttpServerProtocol(asyncio.Protocol):
         # request being parsed
         self._url = b""
         self._headers: dict[bytes, bytes] = {}
+        self._forward: list[bytes] = []
+        self._not_forwarded = server.not_forwarded
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_size = 0
@@ -230,6 +243,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._cancel_idle_timer()
         self._url = b""
         self._headers = {}
+        self._forward = []
         self._header_bytes = 0
         self._body = []
         self._body_size = 0
@@ -244,7 +258,11 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._header_bytes > MAX_HEADER_BYTES:
             self._refuse(431, b"request headers too large")
             return
-        self._headers[name.lower()] = value
+        name = name.lower()
+        self._headers[name] = value
+        if name not in self._not_forwarded:
+            # Serialised as they arrive: a proxy forwards them without another pass.
+            self._forward.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
         length = self._headers.get(b"content-length")
@@ -274,6 +292,7 @@ class HttpServerProtocol(asyncio.Protocol):
             path.decode("latin-1"),
             query,
             self._headers,
+            b"".join(self._forward),
             body,
             self._parser.should_keep_alive(),
             perf_counter(),
@@ -383,9 +402,17 @@ def _internal_error() -> bytes:
 class HttpServer:
     """A listening socket, its connections, and the drain bookkeeping."""
 
-    def __init__(self, handler: Handler, *, max_body: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_body: int,
+        not_forwarded: frozenset[bytes] = frozenset(),
+    ) -> None:
         self.handler = handler
         self.max_body = max_body
+        # Header names (lower-case) left out of Request.forward.
+        self.not_forwarded = not_forwarded
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpServerProtocol] = set()
         self.active = 0

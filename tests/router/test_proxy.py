@@ -257,3 +257,33 @@ async def test_unknown_body_fields_pass_through(
     async with http.post(f"{router.url}/chat/completions", json=body) as resp:
         assert resp.status == 200
     assert sim.stats.last_body == {**body, "model": "upstream-model"}
+
+
+async def test_large_bodies_are_edited_in_place_and_arrive_intact(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(tokens=2)
+    router = await make_router(route_doc({"deepseek": [("us-east-1", sim)]}))
+    image = "data:image/png;base64," + "QUJD" * 100_000  # ~400 KB, over the in-place threshold
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": image}},
+    ]
+    body = {
+        "model": "chat-fast",
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+    }
+    async with http.post(f"{router.url}/chat/completions", json=body) as resp:
+        assert resp.status == 200
+    assert sim.stats.last_body == {**body, "model": "upstream-model"}
+    async with http.post(f"{router.url}/chat/completions", json={**body, "stream": True}) as resp:
+        events = await sse(resp)
+    assert events[-1] == "[DONE]"
+    assert not any(isinstance(e, dict) and e.get("usage") for e in events)
+    assert sim.stats.last_body == {
+        **body,
+        "stream": True,
+        "model": "upstream-model",
+        "stream_options": {"include_usage": True},
+    }
