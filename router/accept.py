@@ -3,6 +3,12 @@
 Everything else in the body is the upstream's business and passes through
 untouched; only ``model`` is rewritten per target (and, for streams, usage
 reporting is asked for so cost can be counted — see :mod:`.stream`).
+
+Bodies over :data:`SHALLOW_OVER` (an image prompt is a megabyte of base64)
+are not parsed whole: their top level is located (:func:`~.body.top_level`),
+its small values parsed, and the big ones checked for shape only. Whatever
+is malformed deeper inside reaches the upstream, which refuses it with its own
+400, passed through to the client.
 """
 
 from __future__ import annotations
@@ -12,7 +18,12 @@ from typing import Any
 
 import orjson
 
+from modelroute.router.body import Layout, top_level
 from modelroute.router.errors import BadRequest
+
+SHALLOW_OVER = 256 * 1024
+SHALLOW_STEPS = 512  # strings and brackets walked before a full parse is cheaper
+SMALL_VALUE = 4096  # top-level values up to this size are parsed in the shallow path
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +45,21 @@ class Call:
     """A parsed client request, ready to route."""
 
     api: Api
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # in the shallow path: the small top-level values only
     model: str
     stream: bool
     wants_usage: bool  # the client asked for the usage chunk itself
+    layout: Layout | None = None  # set for a large body that was not parsed whole
 
 
 def accept(api: Api, body: bytes) -> Call:
     """Parse and check a request body; BadRequest says what is wrong, in OpenAI's words."""
     if not body:
         raise BadRequest("We could not parse the JSON body of your request: the body is empty.")
+    if len(body) > SHALLOW_OVER:
+        shallow = _shallow(api, body)
+        if shallow is not None:
+            return shallow
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -53,6 +69,36 @@ def accept(api: Api, body: bytes) -> Call:
         ) from None
     if not isinstance(payload, dict):
         raise BadRequest("The request body must be a JSON object.")
+    return _checked(api, payload, None)
+
+
+def _shallow(api: Api, body: bytes) -> Call | None:
+    """The large-body path; None means "parse it whole" (also to word any error)."""
+    layout = top_level(body, SHALLOW_STEPS)
+    if layout is None:
+        return None
+    payload: dict[str, Any] = {}
+    for key, (start, end) in layout.fields.items():
+        if end - start <= SMALL_VALUE:
+            try:
+                payload[key] = orjson.loads(body[start:end])
+            except orjson.JSONDecodeError:
+                return None
+    big = {key for key in layout.fields if key not in payload}
+    if "model" in big or "stream" in big or "stream_options" in big:
+        return None
+    if api.required in big and api.required == "messages":
+        start, end = layout.fields["messages"]
+        inner = body[start + 1 : end - 1].strip()
+        if body[start] != 0x5B or not inner:  # not a non-empty array
+            return None
+        payload["messages"] = ...  # present; its content is left to the upstream
+    elif api.required in big:
+        payload[api.required] = ...
+    return _checked(api, payload, layout)
+
+
+def _checked(api: Api, payload: dict[str, Any], layout: Layout | None) -> Call:
     model = payload.get("model")
     if model is None:
         raise BadRequest("you must provide a model parameter", param="model")
@@ -61,7 +107,7 @@ def accept(api: Api, body: bytes) -> Call:
     if api.required not in payload:
         raise BadRequest(f"Missing required parameter: '{api.required}'.", param=api.required)
     if api.required == "messages" and not (
-        isinstance(payload["messages"], list) and payload["messages"]
+        payload["messages"] is ... or (isinstance(payload["messages"], list) and payload["messages"])
     ):
         raise BadRequest("messages must be a non-empty array", param="messages")
     stream = payload.get("stream") is True
@@ -69,4 +115,11 @@ def accept(api: Api, body: bytes) -> Call:
         raise BadRequest(f"stream is not supported on {api.path}", param="stream")
     options = payload.get("stream_options")
     wants_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return Call(api=api, payload=payload, model=model, stream=stream, wants_usage=wants_usage)
+    return Call(
+        api=api,
+        payload=payload,
+        model=model,
+        stream=stream,
+        wants_usage=wants_usage,
+        layout=layout,
+    )

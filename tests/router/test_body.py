@@ -8,55 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelroute.router.body import add_stream_usage, rewrite_model, usage_of
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=10,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.dictionaries(st.text(max_size=10), json_values, max_size=5),
-    st.text(min_size=1, max_size=30),
-    st.text(min_size=1, max_size=30),
-    st.booleans(),
-)
-def test_rewrite_model_is_the_same_as_reserialising(
-    rest: dict[str, Any], old: str, new: str, pretty: bool
-) -> None:
-    payload = {**rest, "model": old}
-    raw = orjson.dumps(payload, option=orjson.OPT_INDENT_2 if pretty else 0)
-    rewritten = rewrite_model(raw, old, new)
-    if rewritten is None:
-        # Only when `"model"` appears more than once (as a nested key or a value).
-        assert raw.count(b'"model"') > 1
-        return
-    assert orjson.loads(rewritten) == {**payload, "model": new}
-
-
-def test_rewrite_model_refuses_what_it_cannot_be_sure_of() -> None:
-    assert rewrite_model(b'{"messages": []}', "a", "b") is None
-    nested = b'{"model": "a", "tools": [{"parameters": {"model": {"type": "string"}}}]}'
-    assert rewrite_model(nested, "a", "b") is None
-    escaped = b'{"model": "caf\\u00e9"}'  # not orjson's spelling of the same string
-    assert rewrite_model(escaped, "café", "b") is None
-    assert orjson.loads(rewrite_model(b'{"model" :\n "a", "x": 1}', "a", "z/y") or b"") == {
-        "model": "z/y",
-        "x": 1,
-    }
-
-
-def test_add_stream_usage() -> None:
-    body = add_stream_usage(b'{"model": "m", "stream": true}  \n')
-    assert body is not None
-    assert orjson.loads(body)["stream_options"] == {"include_usage": True}
-    assert add_stream_usage(b'{"stream_options": {"x": 1}}') is None
-    assert add_stream_usage(b"[1]") is None
+from modelroute.router.body import splice, top_level, usage_of
 
 
 def test_usage_of_reads_the_slice_and_falls_back() -> None:
@@ -77,3 +29,62 @@ def test_usage_of_reads_the_slice_and_falls_back() -> None:
     }  # via full parse
     assert usage_of(b"not json") is None
     assert usage_of(b'{"a": 1}') is None
+
+
+def test_usage_of_does_not_parse_the_whole_answer(monkeypatch: Any) -> None:
+    import modelroute.router.body as body
+
+    def no_full_parse(answer: bytes) -> Any:
+        raise AssertionError("fell back to a full parse")
+
+    monkeypatch.setattr(body, "_full", no_full_parse)
+    usage = {
+        "prompt_tokens": 3,
+        "completion_tokens": 5,
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    }
+    answer = orjson.dumps({"choices": [{"message": {"content": "x" * 5000}}], "usage": usage})
+    assert body.usage_of(answer) == usage
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=10), json_values, max_size=6), st.booleans())
+def test_top_level_layout_agrees_with_a_full_parse(payload: dict[str, Any], pretty: bool) -> None:
+    raw = orjson.dumps(payload, option=orjson.OPT_INDENT_2 if pretty else 0)
+    layout = top_level(raw, budget=10_000)
+    if layout is None:  # only for keys with escapes, which the scan declines
+        assert any(orjson.dumps(key) != b'"' + key.encode() + b'"' for key in payload)
+        return
+    assert set(layout.fields) == set(payload)
+    for key, (start, end) in layout.fields.items():
+        assert orjson.loads(raw[start:end]) == payload[key]
+    assert raw[layout.close] == ord("}")
+    if "model" in layout.fields:
+        start, end = layout.fields["model"]
+        edited = splice(raw, [(start, end, b'"other"'), (layout.close, layout.close, b',"x":1')])
+        assert orjson.loads(edited) == {**payload, "model": "other", "x": 1}
+
+
+def test_top_level_declines_what_it_cannot_vouch_for() -> None:
+    assert top_level(b'{"a": [1, 2', budget=100) is None  # unterminated
+    assert top_level(b'{"a": "x}', budget=100) is None
+    assert top_level(b'{"a": [1}', budget=100) is None  # mismatched brackets
+    assert top_level(b'{"a": 1} trailing', budget=100) is None
+    assert top_level(b"[1, 2]", budget=100) is None
+    assert top_level(b'{"a": 1, "a": 2}', budget=100) is None  # duplicate keys
+    many = orjson.dumps({"messages": [{"role": "user", "content": str(i)} for i in range(100)]})
+    assert top_level(many, budget=50) is None  # over budget: a full parse is cheaper
+    assert top_level(many, budget=10_000) is not None
+    escaped = b'{"text": "a \\"quoted\\" word \\\\", "model": "m"}'
+    layout = top_level(escaped, budget=10)
+    assert layout is not None
+    assert orjson.loads(escaped[slice(*layout.fields["model"])]) == "m"

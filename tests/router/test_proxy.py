@@ -287,3 +287,23 @@ async def test_large_bodies_are_edited_in_place_and_arrive_intact(
         "model": "upstream-model",
         "stream_options": {"include_usage": True},
     }
+
+
+async def test_large_body_malformed_deep_inside_is_refused_by_the_upstream(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    # Large bodies are checked at their top level only; the upstream's own 400
+    # for what is broken inside reaches the client, with who said so.
+    sim = await make_sim()
+    router = await make_router(route_doc({"deepseek": [("us-east-1", sim)]}))
+    image = "QUJD" * 100_000
+    raw = (
+        b'{"model": "chat-fast", "messages": [{"role": "user", "content": [{"type": tru}, '
+        b'{"type": "image_url", "image_url": {"url": "' + image.encode() + b'"}}]}]}'
+    )
+    headers = {"content-type": "application/json"}
+    async with http.post(f"{router.url}/chat/completions", data=raw, headers=headers) as resp:
+        assert resp.status == 400
+        assert resp.headers["x-modelroute-provider"] == "deepseek"
+        assert (await resp.json())["error"]["message"]
+    assert sim.stats.by_path.get("/v1/chat/completions") == 1
