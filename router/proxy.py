@@ -198,6 +198,8 @@ class Proxy:
         self._loop = asyncio.get_running_loop()
         self._rng = rng or random.Random()
         self.budget = RetryBudget()
+        # The in-flight gauge reads the budget's count when scraped: no lock per request.
+        metrics.in_flight.set_function(lambda: float(self.budget.requests))
         self._cache: ResponseCache | None = None
 
     def _cache_for(self, table: RoutingTable) -> ResponseCache | None:
@@ -213,7 +215,6 @@ class Proxy:
     async def handle(self, request: Request, out: ResponseWriter, api: Api) -> None:
         table = self._table()
         metrics = self._metrics
-        metrics.in_flight.inc()
         self.budget.requests += 1
         request_id = request.headers.get(b"x-request-id") or new_request_id()
         route: Route | None = None
@@ -241,7 +242,6 @@ class Proxy:
             code = exc.status
             out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
         finally:
-            metrics.in_flight.dec()
             self.budget.requests -= 1
             elapsed = perf_counter() - request.received_at
             if route is not None:

@@ -108,10 +108,7 @@ class RoutingTable:
     client_keys: tuple[bytes, ...]  # sha256 digests of accepted client keys
     models_body: bytes
     config_hash: str
-
-    @property
-    def spec(self) -> RouteSpec:
-        return self.route.spec
+    spec: RouteSpec  # route.spec, read on every request
 
 
 def build_table(
@@ -228,6 +225,7 @@ def build_table(
         client_keys=client_keys,
         models_body=models_body,
         config_hash=_config_hash(route, region),
+        spec=route.spec,
     )
 
 

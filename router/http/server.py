@@ -179,20 +179,24 @@ class HttpServerProtocol(asyncio.Protocol):
         self._close_after = False
         # requests parsed but not yet served (pipelining), and the one in service
         self._queue: deque[Request] = deque()
+        # One serving task per connection, not per request: keep-alive clients send
+        # many requests, and a task each (creation, scheduling, the asyncio task
+        # registry) was measurable per request.
         self._task: asyncio.Task[None] | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._wakeup: asyncio.Future[None] | None = None  # the task waits for a request
+        self._busy = False  # a request is in service
+        self.idle_since = 0.0
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._server.connections.add(self)
-        self._arm_idle_timer()
+        self.idle_since = self._loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self._server.connections.discard(self)
-        self._cancel_idle_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()  # the client is gone: stop paying for its upstream call
         self._queue.clear()
@@ -240,7 +244,6 @@ class HttpServerProtocol(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._cancel_idle_timer()
         self._url = b""
         self._headers = {}
         self._forward = []
@@ -297,17 +300,36 @@ class HttpServerProtocol(asyncio.Protocol):
             self._parser.should_keep_alive(),
             perf_counter(),
         )
+        self._queue.append(request)
         if self._task is None:
-            self._start(request)
-        else:
-            self._queue.append(request)
+            self._task = self._loop.create_task(self._serve_loop())
+        elif self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     # --- serving ------------------------------------------------------------------
 
-    def _start(self, request: Request) -> None:
-        self._task = self._loop.create_task(self._serve(request))
+    async def _serve_loop(self) -> None:
+        """Serve this connection's requests in order, for as long as it is kept alive."""
+        while self.transport is not None:
+            if not self._queue:
+                self.idle_since = self._loop.time()
+                self._wakeup = self._loop.create_future()
+                try:
+                    await self._wakeup
+                finally:
+                    self._wakeup = None
+                continue
+            request = self._queue.popleft()
+            self._busy = True
+            try:
+                keep_alive = await self._serve(request)
+            finally:
+                self._busy = False
+            if not keep_alive:
+                return
 
-    async def _serve(self, request: Request) -> None:
+    async def _serve(self, request: Request) -> bool:
+        """Answer one request; False when the connection is to close after it."""
         writer = ResponseWriter(self, head_only=request.method == b"HEAD")
         self._server.active += 1
         try:
@@ -316,35 +338,38 @@ class HttpServerProtocol(asyncio.Protocol):
             raise
         except Exception:
             log.exception("unhandled error serving %s %s", request.method.decode(), request.path)
-            if not writer.started:
-                writer.send(500, _JSON, _internal_error())
-            else:
+            if writer.started:
                 self._close()
-                return
+                return False
+            writer.send(500, _JSON, _internal_error())
         finally:
             self._server.active -= 1
             self._server.request_finished()
-            self._task = None
         if self.transport is None:
-            return
+            return False
         if self._queue and request.keep_alive and not self._server.draining:
-            self._start(self._queue.popleft())
-        elif self._refusal is not None:
+            return True
+        if self._refusal is not None:
             # A bad request arrived behind the ones just answered: its refusal is next.
             self.transport.write(self._refusal)
             self._close()
-        elif not request.keep_alive or self._server.draining or self._close_after:
+            return False
+        if not request.keep_alive or self._server.draining or self._close_after:
             self._close()
-        else:
-            self._arm_idle_timer()
+            return False
+        return True
 
     def connection_header(self) -> bytes:
         if self._server.draining or self._close_after:
             return b"connection: close\r\n\r\n"
         return b"\r\n"
 
+    @property
+    def idle(self) -> bool:
+        return not self._busy and not self._queue
+
     def close_if_idle(self) -> None:
-        if self._task is None and self.transport is not None:
+        if self.idle and self.transport is not None:
             self.transport.close()
 
     def _close(self) -> None:
@@ -364,7 +389,7 @@ class HttpServerProtocol(asyncio.Protocol):
             % len(body)
             + body
         )
-        if self._task is not None or self._queue:
+        if self._busy or self._queue:
             self._refusal = answer  # answers go out in request order
             return
         self.transport.write(answer)
@@ -379,14 +404,6 @@ class HttpServerProtocol(asyncio.Protocol):
             b"request body exceeds the limit of %d bytes" % limit,
         )
 
-    def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        self._idle_timer = self._loop.call_later(IDLE_TIMEOUT, self.close_if_idle)
-
-    def _cancel_idle_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
 
 
 _JSON: Headers = [(b"content-type", b"application/json")]
@@ -419,14 +436,29 @@ class HttpServer:
         self.draining = False
         self._server: asyncio.Server | None = None
         self._idle: asyncio.Event | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def listen(self, host: str, port: int) -> int:
         """Start accepting; returns the bound port (useful with port 0)."""
         self._server = await self.loop.create_server(
             lambda: HttpServerProtocol(self), host, port, reuse_address=True, backlog=4096
         )
+        self._sweeper = self.loop.create_task(self._close_idle_connections())
         sockets = self._server.sockets
         return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def _close_idle_connections(self) -> None:
+        """Close keep-alive connections idle past IDLE_TIMEOUT.
+
+        One sweep every few seconds for all connections, rather than a timer
+        armed and cancelled around every request.
+        """
+        while True:
+            await asyncio.sleep(IDLE_TIMEOUT / 8)
+            deadline = self.loop.time() - IDLE_TIMEOUT
+            for conn in list(self.connections):
+                if conn.idle and conn.idle_since < deadline:
+                    conn.close_if_idle()
 
     def stop_accepting(self) -> None:
         if self._server is not None:
@@ -457,6 +489,8 @@ class HttpServer:
         return True
 
     def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.connections):
             conn._close()
         self.stop_accepting()
