@@ -586,23 +586,36 @@ class Proxy:
         finally:
             response.close()
 
-    async def _relay(
-        self, response: UpstreamResponse, out: ResponseWriter, state: StreamState
-    ) -> None:
-        pending = state.pending
-        while True:
-            chunk = await response.next_chunk()
-            if not chunk:
-                if pending:
-                    await out.write(relay_block(pending, state))
-                return
-            buf = pending + chunk if pending else chunk
+    async def _relay(self, response: UpstreamResponse, out: ResponseWriter, state: StreamState) -> None:
+        """After the commit point: upstream chunks to the client, as they arrive.
+
+        Chunks are relayed from the upstream connection's callback (no task
+        wake-up per chunk), cut at the last complete event so an interrupted
+        stream never leaves half an event before its error event; reading
+        pauses while the client's socket buffer is full.
+        """
+
+        def sink(data: bytes) -> None:
+            buf = state.pending + data if state.pending else data
             cut = last_boundary(buf)
             if cut == 0:
-                pending = buf
-                continue
-            pending = buf[cut:]
-            await out.write(relay_block(buf[:cut], state))
+                state.pending = buf
+                return
+            state.pending = buf[cut:]
+            block = relay_block(buf[:cut], state)
+            if block and not out.write_now(block):
+                response.abort()  # the client is gone; its task is being cancelled
+                return
+            if out.write_paused:
+                response.pause_reading()
+
+        out.on_resume(response.resume_reading)
+        try:
+            await response.pipe(sink)
+        finally:
+            out.on_resume(None)
+        if state.pending:
+            await out.write(relay_block(state.pending, state))
 
     # --- answering --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
@@ -73,6 +74,7 @@ class _Connection(asyncio.Protocol):
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._sink: Callable[[bytes], None] | None = None  # body bytes go here directly
         self._reset()
 
     def _reset(self) -> None:
@@ -154,6 +156,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self._sink is not None:
+            self._sink(body)
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > READ_HIGH_WATER and not self._paused and self.transport is not None:
@@ -205,6 +210,38 @@ class _Connection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         return data
+
+    async def pipe(self, sink: Callable[[bytes], None]) -> None:
+        """Hand every body chunk to ``sink`` as it arrives, until the body ends.
+
+        The chunks go from the protocol callback straight to ``sink``: no
+        future, no task wake-up per chunk, which is most of what relaying a
+        stream costs. Raises what ends the body early.
+        """
+        buffered = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        self._sink = sink
+        self.resume_reading()  # paused while buffering for the reader; the sink decides now
+        try:
+            if buffered:
+                sink(buffered)  # may pause reading again
+            while not self.complete:
+                if self.error is not None:
+                    raise self.error
+                await self._wait()
+        finally:
+            self._sink = None
+
+    def pause_reading(self) -> None:
+        if not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     async def read_all(self) -> bytes:
         while not self.complete:
@@ -260,6 +297,22 @@ class UpstreamResponse:
             raise
         except (OSError, ConnectionError) as exc:
             raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
+
+    async def pipe(self, sink: Callable[[bytes], None]) -> None:
+        """Pass the rest of the body to ``sink`` chunk by chunk (see _Connection.pipe)."""
+        try:
+            await self._conn.pipe(sink)
+        except TimeoutError:
+            raise
+        except (OSError, ConnectionError) as exc:
+            raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
+
+    def pause_reading(self) -> None:
+        """Stop reading from the upstream (the client is not keeping up)."""
+        self._conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._conn.resume_reading()
 
     def close(self) -> None:
         if self.released:

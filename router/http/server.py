@@ -140,6 +140,26 @@ class ResponseWriter:
         if transport is not None:
             transport.write(b"".join(head))
 
+    def write_now(self, data: bytes) -> bool:
+        """Send one chunk without waiting; False if the client is gone.
+
+        For callers that cannot await (a protocol callback relaying a stream):
+        they watch :attr:`write_paused` and :meth:`on_resume` for back-pressure.
+        """
+        transport = self._conn.transport
+        if transport is None:
+            return False
+        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    @property
+    def write_paused(self) -> bool:
+        return self._conn.write_paused
+
+    def on_resume(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` when the client's socket buffer drains again."""
+        self._conn.resume_callback = callback
+
     async def write(self, data: bytes) -> None:
         """Send one chunk; waits while the client's socket buffer is full."""
         transport = self._conn.transport
@@ -165,6 +185,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.write_paused = False
+        self.resume_callback: Callable[[], None] | None = None
         self._writable: asyncio.Future[None] | None = None
         # request being parsed
         self._url = b""
@@ -232,6 +253,8 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.resume_callback is not None:
+            self.resume_callback()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None

@@ -307,3 +307,52 @@ async def test_large_body_malformed_deep_inside_is_refused_by_the_upstream(
         assert resp.headers["x-modelroute-provider"] == "deepseek"
         assert (await resp.json())["error"]["message"]
     assert sim.stats.by_path.get("/v1/chat/completions") == 1
+
+
+async def test_a_slow_streaming_client_gets_every_event_through_back_pressure(
+    make_sim: SimFactory, make_router: RouterFactory, monkeypatch: Any
+) -> None:
+    # The upstream sends far faster than this client reads: the router must pause
+    # reading the upstream while the client's buffer is full and resume after,
+    # losing nothing and holding no unbounded buffer.
+    import asyncio
+    import socket
+
+    from modelroute.router.http.client import UpstreamResponse
+
+    pauses: list[int] = []
+    original = UpstreamResponse.pause_reading
+
+    def counting(self: UpstreamResponse) -> None:
+        pauses.append(1)
+        original(self)
+
+    monkeypatch.setattr(UpstreamResponse, "pause_reading", counting)
+    sim = await make_sim(tokens=40_000)  # megabytes: more than the kernel buffers hold
+    router = await make_router(route_doc({"deepseek": [("us-east-1", sim)]}))
+    body = orjson.dumps({**CHAT, "stream": True})
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", router.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: r\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    received = bytearray()
+    async with asyncio.timeout(30):
+        while True:
+            data = await reader.read(2048)
+            if not data:
+                break
+            received += data
+            if len(received) < 200_000:
+                await asyncio.sleep(0.001)  # read slowly for the first part
+    writer.close()
+    text = bytes(received)
+    assert text.startswith(b"HTTP/1.1 200")
+    assert text.count(b'"content":" tok') == 39_999  # every token after the first
+    assert text.rstrip().endswith(b"0")  # the chunked body's end
+    assert b"data: [DONE]" in text
+    assert pauses  # the upstream was paused while the client lagged
