@@ -55,10 +55,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"{path}: {error}", file=sys.stderr)
             continue
         spec = route.spec
-        print(
-            f"{path}: ModelRoute {route.name} is valid "
-            f"({len(spec.regions)} regions, {len(spec.providers)} providers, {len(spec.models)} models)"
+        counts = ", ".join(
+            f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+            for noun, items in (
+                ("region", spec.regions),
+                ("provider", spec.providers),
+                ("model", spec.models),
+            )
         )
+        print(f"{path}: ModelRoute {route.name} is valid ({counts})")
     return status
 
 
