@@ -403,26 +403,30 @@ class Proxy:
         else:
             endpoint.health.answered()
 
+    async def _send(self, ex: Exchange, candidate: Candidate, now: float) -> UpstreamResponse:
+        """Send the request to ``candidate``; its first-token deadline counts from ``now``."""
+        body = ex.body_for(candidate.target)
+        timeouts = ex.table.spec.resilience.timeouts
+        return await self._client.request(
+            candidate.endpoint.origin,
+            ex.head_for(candidate, body),
+            body,
+            connect_timeout=timeouts.connect,
+            deadline=now + timeouts.first_token,
+        )
+
     async def _attempt(
         self, ex: Exchange, candidate: Candidate, admission: Admission
     ) -> tuple[int, Headers, bytes]:
         """One non-streaming attempt; the endpoint was admitted by the caller."""
         endpoint = candidate.endpoint
-        body = ex.body_for(candidate.target)
-        head = ex.head_for(candidate, body)
         timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
         now = self._loop.time()  # deadlines live on the loop's clock
         response: UpstreamResponse | None = None
         try:
             try:
-                response = await self._client.request(
-                    endpoint.origin,
-                    head,
-                    body,
-                    connect_timeout=timeouts.connect,
-                    deadline=now + timeouts.first_token,
-                )
+                response = await self._send(ex, candidate, now)
                 if not response.complete:  # the rest of the body may take until `total`
                     response.set_deadline(now + timeouts.total)
                 answer = await response.read()
@@ -503,8 +507,6 @@ class Proxy:
     ) -> tuple[UpstreamResponse | None, StreamState, float]:
         """Send a stream request and read up to its first content (the commit point)."""
         endpoint = candidate.endpoint
-        body = ex.body_for(candidate.target)
-        head = ex.head_for(candidate, body)
         timeouts = ex.table.spec.resilience.timeouts
         started = perf_counter()
         now = self._loop.time()
@@ -513,13 +515,7 @@ class Proxy:
         try:
             try:
                 # The first-token deadline holds until the commit point (open_stream).
-                response = await self._client.request(
-                    endpoint.origin,
-                    head,
-                    body,
-                    connect_timeout=timeouts.connect,
-                    deadline=now + timeouts.first_token,
-                )
+                response = await self._send(ex, candidate, now)
                 content_type = header(response.headers, b"content-type") or b""
                 if response.status >= 400 or not content_type.startswith(b"text/event-stream"):
                     # An error, or one JSON document where a stream was asked for.

@@ -22,6 +22,17 @@ def write(tmp_path: Path, doc: object, name: str = "route.yaml") -> Path:
     return path
 
 
+def run_router(config: Path) -> subprocess.CompletedProcess[str]:
+    """``modelroute router`` as a user starts it; a bad config must end it at once."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelroute.cli", "router", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def broken_route() -> dict[str, Any]:
     return {
         "apiVersion": "modelroute.io/v1alpha1",
@@ -94,14 +105,7 @@ def test_validate_explains_unreadable_input(
 
 
 def test_router_refuses_an_invalid_config_with_exit_2(tmp_path: Path) -> None:
-    path = write(tmp_path, broken_route())
-    result = subprocess.run(
-        [sys.executable, "-m", "modelroute.cli", "router", "--config", str(path), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_router(write(tmp_path, broken_route()))
     assert result.returncode == 2
     assert 'spec.models[1].targets[0].provider: unknown provider "glm"' in result.stderr
 
@@ -110,14 +114,7 @@ def test_router_reports_a_missing_api_key(tmp_path: Path) -> None:
     doc = broken_route()
     doc["spec"]["models"].pop()
     doc["spec"]["providers"][0]["endpoints"][0]["apiKeyEnv"] = "MODELROUTE_TEST_UNSET_KEY"
-    path = write(tmp_path, doc)
-    result = subprocess.run(
-        [sys.executable, "-m", "modelroute.cli", "router", "--config", str(path), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_router(write(tmp_path, doc))
     assert result.returncode == 2
     assert "MODELROUTE_TEST_UNSET_KEY is not set" in result.stderr
 
