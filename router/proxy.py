@@ -371,9 +371,10 @@ class Proxy:
                 break
         return self._give_up(ex, failure)
 
-    def _count_attempt(self, ex: Exchange, candidate: Candidate) -> None:
+    def _count_attempt(self, ex: Exchange, candidate: Candidate, hedge: bool = False) -> None:
         if ex.last is not None:
-            self._metrics.retries.inc()
+            if not hedge:  # a hedge is counted in modelroute_hedges_total instead
+                self._metrics.retries.inc()
             if ex.last.endpoint.region != candidate.endpoint.region:
                 self._metrics.count_failover(ex.last.endpoint.region, candidate.endpoint.region)
         ex.last = candidate
@@ -455,18 +456,27 @@ class Proxy:
         self, ex: Exchange, first: Candidate, admission: Admission, rest: Iterator[Candidate]
     ) -> tuple[int, Headers, bytes, Candidate]:
         """Race a second candidate against a slow first one; the first success wins."""
-        delay = hedge_delay(ex.table.spec.resilience.hedging, first)
+        resilience = ex.table.spec.resilience
+        retries = resilience.retries
+        delay = hedge_delay(resilience.hedging, first)
         primary = self._loop.create_task(self._attempt(ex, first, admission))
         racing: dict[asyncio.Task[tuple[int, Headers, bytes]], Candidate] = {primary: first}
+        hedged = False
         try:
             if delay is not None:
                 done, _ = await asyncio.wait({primary}, timeout=delay)
-                if not done:
+                # A hedge is extra load on the upstreams, like a retry: it spends the
+                # same budget, so slow upstreams cannot double the traffic they get.
+                if not done and self.budget.allows(
+                    retries.budget_percent, retries.min_retry_concurrency
+                ):
                     for second in rest:
                         second_admission = second.endpoint.health.admit(monotonic())
                         if second_admission:
                             self._metrics.hedges.inc()
-                            self._count_attempt(ex, second)
+                            self._count_attempt(ex, second, hedge=True)
+                            self.budget.retries += 1
+                            hedged = True
                             task = self._loop.create_task(
                                 self._attempt(ex, second, second_admission)
                             )
@@ -486,6 +496,8 @@ class Proxy:
         finally:
             for task in racing:
                 task.cancel()
+            if hedged:
+                self.budget.retries -= 1
 
     async def _stream(self, ex: Exchange, candidate: Candidate, admission: Admission) -> int:
         """A streaming attempt: fail over freely until the commit point, relay after it.
