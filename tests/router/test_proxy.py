@@ -356,3 +356,25 @@ async def test_a_slow_streaming_client_gets_every_event_through_back_pressure(
     assert text.rstrip().endswith(b"0")  # the chunked body's end
     assert b"data: [DONE]" in text
     assert pauses  # the upstream was paused while the client lagged
+
+
+async def test_hedges_spend_the_retry_budget(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    slow = await make_sim(name="slow", latency_ms=300)
+    fast = await make_sim(name="fast")
+    doc = route_doc(
+        {"deepseek": [("us-east-1", slow), ("eu-west-1", fast)]},
+        resilience={
+            "hedging": {"enabled": True, "after": "50ms"},
+            "retries": {"budgetPercent": 0, "minRetryConcurrency": 0},
+            "healthCheck": {"enabled": False},
+        },
+    )
+    router = await make_router(doc, region="us-east-1")
+    async with http.post(f"{router.url}/chat/completions", json=CHAT) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-sim-name"] == "slow"  # no budget: no hedge, the slow one answers
+    assert fast.stats.requests == 0
+    metrics = await (await http.get(f"http://127.0.0.1:{router.port}/metrics")).text()
+    assert "modelroute_hedges_total 0.0" in metrics
