@@ -39,6 +39,7 @@ Headers = list[tuple[bytes, bytes]]
 Handler = Callable[["Request", "ResponseWriter"], Awaitable[None]]
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_PIPELINED = 32  # requests parsed ahead of the one in service, before reading pauses
 IDLE_TIMEOUT = 75.0  # longer than common client pool expiry, so clients close first
 
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
@@ -206,6 +207,7 @@ class HttpServerProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Future[None] | None = None  # the task waits for a request
         self._busy = False  # a request is in service
+        self._reading_paused = False  # too many pipelined requests waiting
         self.idle_since = 0.0
 
     # --- asyncio.Protocol ---------------------------------------------------------
@@ -267,6 +269,7 @@ class HttpServerProtocol(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.idle_since = self._loop.time()  # "idle" means no progress, not "no answer yet"
         self._url = b""
         self._headers = {}
         self._forward = []
@@ -300,6 +303,7 @@ class HttpServerProtocol(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
+        self.idle_since = self._loop.time()  # a slow upload is progress, not idleness
         self._body_size += len(body)
         if self._body_size > self._server.max_body:
             self._refuse_too_large()
@@ -324,6 +328,9 @@ class HttpServerProtocol(asyncio.Protocol):
             perf_counter(),
         )
         self._queue.append(request)
+        if len(self._queue) >= MAX_PIPELINED and self.transport is not None:
+            self.transport.pause_reading()  # resumed as the queue drains
+            self._reading_paused = True
         if self._task is None:
             self._task = self._loop.create_task(self._serve_loop())
         elif self._wakeup is not None and not self._wakeup.done():
@@ -343,6 +350,9 @@ class HttpServerProtocol(asyncio.Protocol):
                     self._wakeup = None
                 continue
             request = self._queue.popleft()
+            if self._reading_paused and len(self._queue) < MAX_PIPELINED // 2:
+                self._reading_paused = False
+                self.transport.resume_reading()
             self._busy = True
             try:
                 keep_alive = await self._serve(request)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -135,3 +136,13 @@ def metric_value(text: str, name: str, **labels: str) -> float | None:
 def metric_sum(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
     return sum(_samples(text, name, labels))
+
+
+def sse_events(body: bytes) -> list[Any]:
+    """The data payloads of an SSE body, parsed ("[DONE]" kept as the string)."""
+    events: list[Any] = []
+    for line in body.split(b"\n"):
+        if line.startswith(b"data:"):
+            data = line[5:].strip()
+            events.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
+    return events

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from modelroute.router.serve import RouterServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually, scrape
+from tests.router.conftest import RouterFactory, SimFactory, eventually, scrape, sse_events
 from tests.router.conftest import metric_value as metric
 from tests.router.conftest import quiet_route as route
 
@@ -105,15 +105,6 @@ async def connect(
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-
-
-def sse_events(body: bytes) -> list[Any]:
-    events: list[Any] = []
-    for line in body.split(b"\n"):
-        if line.startswith(b"data: "):
-            data = line[6:].strip()
-            events.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return events
 
 
 def content(events: list[Any]) -> str:
@@ -628,3 +619,37 @@ async def test_upgrade_is_ignored_and_the_request_answered(
         assert response.status == 200
         assert response.headers["connection"] == "close"
         assert await at_eof(reader)
+
+
+async def test_a_pipelining_flood_is_answered_in_order_with_bounded_buffering(
+    make_sim: SimFactory, make_router: RouterFactory
+) -> None:
+    # More requests than the server queues ahead: it stops reading until the queue
+    # drains, then resumes; every request is still answered, in order.
+    sim = await make_sim(tokens=1)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    count = 100
+    async with connect(router.port) as (reader, writer):
+        writer.write(b"".join(request_bytes(X_Request_Id=f"r{i}") for i in range(count)))
+        async with asyncio.timeout(20):
+            ids = [(await read_response(reader)).headers.get("x-request-id") for _ in range(count)]
+    assert ids == [f"r{i}" for i in range(count)]
+
+
+async def test_idle_connections_close_but_slow_uploads_do_not(
+    make_sim: SimFactory, make_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelroute.router.http import server
+
+    monkeypatch.setattr(server, "IDLE_TIMEOUT", 0.4)  # the sweeper reads it at start
+    sim = await make_sim(tokens=1)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    async with connect(router.port) as (idle_reader, _), connect(router.port) as (reader, writer):
+        whole = request_bytes()
+        head, body = whole[: len(whole) - len(CHAT_BODY)], CHAT_BODY
+        writer.write(head)
+        for i in range(0, len(body), 8):  # about 1.2 s for the body: longer than the timeout
+            writer.write(body[i : i + 8])
+            await asyncio.sleep(0.1)
+        assert (await read_response(reader)).status == 200
+        assert await at_eof(idle_reader)  # the silent connection was closed meanwhile

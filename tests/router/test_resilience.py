@@ -34,7 +34,14 @@ from aiohttp import web
 
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc, scrape
+from tests.router.conftest import (
+    RouterFactory,
+    SimFactory,
+    eventually,
+    route_doc,
+    scrape,
+    sse_events,
+)
 from tests.router.conftest import metric_sum as metric
 from tests.router.conftest import metric_value as gauge
 
@@ -88,15 +95,6 @@ class Answer:
     @property
     def attempts(self) -> int:
         return int(self.headers["x-modelroute-attempts"])
-
-
-def sse_events(body: bytes) -> list[Any]:
-    events: list[Any] = []
-    for line in body.split(b"\n"):
-        if line.startswith(b"data:"):
-            data = line[5:].strip()
-            events.append("[DONE]" if data == b"[DONE]" else orjson.loads(data))
-    return events
 
 
 def stream_text(events: list[Any]) -> str:
