@@ -12,11 +12,21 @@ health, and what does the client see?
 
     AttemptFailed                   one upstream attempt gave no usable answer
     ├── Retryable                   next candidate may try; counts against health
-    │   ├── ConnectFailed             refused, reset, DNS, TLS  (retry on "connect-failure")
+    │   ├── ConnectFailed             refused, DNS, TLS, before the request was sent
+    │   │                             (retry on "connect-failure"; the upstream did nothing)
+    │   ├── UpstreamReset             the connection died after the request was sent and
+    │   │                             before a complete answer: the upstream may have done
+    │   │                             the work (retry on "reset"; spends the retry budget)
+    │   ├── BadUpstreamAnswer         an answer no client should get: malformed HTTP, an
+    │   │                             unknown content-coding, a head or body over the
+    │   │                             limits, a 2xx whose JSON does not parse, a redirect,
+    │   │                             a malformed stream event  (retry on "5xx")
     │   ├── UpstreamTimeout           connect / first token / total  (retry on "timeout")
     │   ├── UpstreamServerError       5xx answer  (retry on "5xx")
     │   ├── RateLimited               429, with the Retry-After it asked  (retry on "429")
-    │   └── StreamFailedEarly         error event in a 200 stream before any content
+    │   ├── StreamFailedEarly         error event in a 200 stream before any content
+    │   └── StreamFailedLate          error event after content: the client already has
+    │                                 it, so no failover, but the endpoint's health pays
     └── UpstreamRejected            4xx (not 429): the client's fault as the upstream
                                     sees it; passed through verbatim, no failover,
                                     no health penalty
@@ -97,6 +107,23 @@ class ConnectFailed(Retryable):
     reason = "connect-failure"
 
 
+class UpstreamReset(Retryable):
+    """The connection failed after the request was written: the work may have been done.
+
+    Only a failure before the request was written is a connect failure; this
+    one is never re-sent silently (that would bill a POST twice) but goes
+    through the retry policy and budget like a timeout.
+    """
+
+    reason = "reset"
+
+
+class BadUpstreamAnswer(Retryable):
+    """The upstream answered something unusable (an HTTP or payload protocol error)."""
+
+    reason = "5xx"
+
+
 class UpstreamTimeout(Retryable):
     reason = "timeout"
 
@@ -137,6 +164,12 @@ class StreamFailedEarly(Retryable):
     def __init__(self, event: bytes) -> None:
         super().__init__("upstream stream failed before any content")
         self.event = event
+
+
+class StreamFailedLate(Retryable):
+    """The upstream sent an error event after content: relayed, and it counts as a failure."""
+
+    reason = "5xx"
 
 
 class UpstreamRejected(AttemptFailed):

@@ -1,17 +1,18 @@
 """Which headers cross the router, in each direction, and which never do.
 
-Client → upstream: everything end-to-end passes (SDK telemetry, provider
-extensions) except what the router owns: hop-by-hop headers, ``Host``,
-framing (``Content-Length``), the client's credentials (replaced by the
-endpoint's key, along with the OpenAI account headers that belong to them) and
-``Accept-Encoding`` (the router reads usage from bodies, so it asks for them
-uncompressed).
+Client → upstream: an allow-list (:data:`TO_UPSTREAM`, plus the SDK's
+``x-stainless-*`` telemetry). A deny-list leaks whatever it forgot: a
+client's ``x-api-key`` for one provider must never reach another provider,
+and the router holds each upstream's key itself. Framing, ``Host``,
+``Content-Type`` and ``Accept-Encoding: identity`` (the router reads usage
+from bodies) are the router's own.
 
-The client-side server applies :data:`NOT_TO_UPSTREAM` while it parses
+The client-side server applies the allow-list while it parses
 (``Request.forward``), so the hot path does not walk the headers twice.
 
-Upstream → client: the upstream's headers pass, minus hop-by-hop, framing and
-cookies, plus ``x-modelroute-*`` headers that say who answered.
+Upstream → client: the upstream's headers pass, minus hop-by-hop, framing,
+cookies and any ``x-modelroute-*`` an upstream made up, plus the router's
+own ``x-modelroute-*`` headers that say who answered.
 """
 
 from __future__ import annotations
@@ -30,19 +31,18 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
-NOT_TO_UPSTREAM = _HOP_BY_HOP | {
-    b"host",
-    b"content-length",
-    b"content-type",
-    b"authorization",
-    b"api-key",
-    b"openai-organization",
-    b"openai-project",
-    b"accept-encoding",
-    b"expect",
-    b"cookie",
-    b"x-request-id",
-}
+TO_UPSTREAM = frozenset(
+    {
+        b"accept",
+        b"user-agent",
+        b"openai-beta",  # feature flags some OpenAI-compatible APIs read
+        b"idempotency-key",
+        b"traceparent",  # W3C trace context
+        b"tracestate",
+        b"baggage",
+    }
+)
+TO_UPSTREAM_PREFIXES = (b"x-stainless-",)  # the OpenAI SDKs' platform and retry telemetry
 
 NOT_TO_CLIENT = _HOP_BY_HOP | {
     b"content-length",
@@ -55,7 +55,11 @@ NOT_TO_CLIENT = _HOP_BY_HOP | {
 
 
 def to_client(upstream_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(name, value) for name, value in upstream_headers if name not in NOT_TO_CLIENT]
+    return [
+        (name, value)
+        for name, value in upstream_headers
+        if name not in NOT_TO_CLIENT and not name.startswith(b"x-modelroute-")
+    ]
 
 
 def header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -34,6 +34,7 @@ from modelroute.router.body import Layout, splice, usage_of
 from modelroute.router.cache import ResponseCache, cache_directives, cache_key
 from modelroute.router.errors import (
     AttemptFailed,
+    BadUpstreamAnswer,
     ClientError,
     ModelNotFound,
     RateLimited,
@@ -41,6 +42,7 @@ from modelroute.router.errors import (
     Unauthorized,
     UpstreamAnswered,
     UpstreamRejected,
+    UpstreamReset,
     UpstreamServerError,
     UpstreamTimeout,
     error_body,
@@ -55,9 +57,9 @@ from modelroute.router.stream import (
     StreamState,
     Usage,
     interruption_event,
-    last_boundary,
     open_stream,
     relay_block,
+    stream_end_failure,
 )
 from modelroute.router.table import Route, RoutingTable, Target
 from modelroute.spec.model import Hedging
@@ -100,11 +102,30 @@ def parse_retry_after(headers: Headers) -> float | None:
 
 def classify(status: int, headers: Headers, body: bytes) -> AttemptFailed:
     """The failure an upstream's non-2xx answer stands for."""
+    if status < 400:
+        return BadUpstreamAnswer(f"upstream answered {status}, not an API answer")
     if status == 429:
         return RateLimited(status, headers, body, parse_retry_after(headers))
     if status >= 500:
         return UpstreamServerError(status, headers, body)
     return UpstreamRejected(status, headers, body)
+
+
+def check_answer(status: int, body: bytes) -> None:
+    """A 2xx answer must be the JSON object the API promises; else BadUpstreamAnswer.
+
+    A truncated close-delimited body, an HTML page from a captive proxy or a
+    load balancer's 200 all look like success at the HTTP level; relaying
+    them would hand the client an answer its SDK cannot parse.
+    """
+    if not 200 <= status < 300:
+        raise classify(status, [], body)
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadUpstreamAnswer(f"upstream answered {status} with a body that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise BadUpstreamAnswer(f"upstream answered {status} with JSON that is not an object")
 
 
 def hedge_delay(policy: Hedging, candidate: Candidate) -> float | None:
@@ -178,7 +199,7 @@ class Exchange:
         return (
             candidate.endpoint.heads[self.call.api.path]
             + self.forward
-            + b"content-length: %d\r\n\r\n" % len(body)
+            + b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(body)
         )
 
 
@@ -438,6 +459,7 @@ class Proxy:
             response.close()  # the body is read: the connection may serve the next request
             if response.status >= 400:
                 raise classify(response.status, response.headers, answer)
+            check_answer(response.status, answer)
         except BaseException as exc:
             if response is not None and not response.released:
                 response.abort()  # mid-answer: the connection cannot be reused
@@ -536,12 +558,16 @@ class Proxy:
                     response.close()
                     if response.status >= 400:
                         raise classify(response.status, response.headers, answer)
+                    check_answer(response.status, answer)
                     endpoint.health.succeeded(monotonic(), admission, perf_counter() - started)
                     endpoint.outcome("ok").inc()
                     self._respond(ex, candidate, response.status, response.headers, answer)
                     state.status = response.status
                     return None, state, started
                 await open_stream(response, state)
+                if state.ended and not (state.done or state.finished):
+                    # Nothing was sent to the client yet: a cut stream fails over.
+                    raise UpstreamReset("upstream stream ended before any content")
             except TimeoutError:
                 raise UpstreamTimeout("upstream stream did not start in time") from None
             finally:
@@ -575,18 +601,25 @@ class Proxy:
             await ex.out.write(b"".join(state.held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
+            failure: AttemptFailed | None = None
             try:
                 if not state.ended:
                     response.set_deadline(state.deadline)
+                    response.set_idle_timeout(ex.table.spec.resilience.timeouts.stream_idle)
                     await self._relay(response, ex.out, state)
-            except (TimeoutError, AttemptFailed) as exc:
-                failure = UpstreamTimeout("timed out") if isinstance(exc, TimeoutError) else exc
-                self._record_failure(ex, candidate, admission, failure)
-                self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
-                await ex.out.write(interruption_event(str(failure)))
-            else:
+                failure = stream_end_failure(state)
+            except TimeoutError as exc:
+                failure = UpstreamTimeout(str(exc) or "timed out")
+            except AttemptFailed as exc:
+                failure = exc
+            if failure is None:
                 endpoint.health.succeeded(monotonic(), admission)
                 endpoint.outcome("ok").inc()
+            else:
+                self._record_failure(ex, candidate, admission, failure)
+                self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
+                if state.upstream_error is None:  # the upstream's own error event was relayed
+                    await ex.out.write(interruption_event(str(failure)))
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
             self._count_usage(candidate.target, state.usage)
@@ -604,16 +637,15 @@ class Proxy:
         """
 
         def sink(data: bytes) -> None:
-            buf = state.pending + data if state.pending else data
-            cut = last_boundary(buf)
-            if cut == 0:
-                state.pending = buf
+            block = state.feed(data)  # complete events only; raises past the event size cap
+            if not block:
                 return
-            state.pending = buf[cut:]
-            block = relay_block(buf[:cut], state)
+            block = relay_block(block, state)
             if block and not out.write_now(block):
                 response.abort()  # the client is gone; its task is being cancelled
                 return
+            if state.broken is not None:
+                raise BadUpstreamAnswer(state.broken)
             if out.write_paused:
                 response.pause_reading()
 
@@ -623,7 +655,9 @@ class Proxy:
         finally:
             out.on_resume(None)
         if state.pending:
-            await out.write(relay_block(state.pending, state))
+            rest = bytes(state.pending)
+            state.pending.clear()
+            await out.write(relay_block(rest, state))
 
     # --- answering --------------------------------------------------------------------
 

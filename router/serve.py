@@ -20,7 +20,7 @@ from pathlib import Path
 
 from modelroute.router.app import RouterApp
 from modelroute.router.credentials import secret_path
-from modelroute.router.headers import NOT_TO_UPSTREAM
+from modelroute.router.headers import TO_UPSTREAM, TO_UPSTREAM_PREFIXES
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import HttpServer
 from modelroute.router.metrics import Metrics
@@ -65,8 +65,10 @@ class RouterServer:
         self.http = HttpServer(
             self.app.handle,
             max_body=table.spec.server.max_request_body,
-            not_forwarded=NOT_TO_UPSTREAM,
+            forwarded=TO_UPSTREAM,
+            forwarded_prefixes=TO_UPSTREAM_PREFIXES,
         )
+        self._apply_server_limits(table)
         self.port = await self.http.listen(host, port)
         self.host = host
         watcher = FileWatcher(self._watched_files, self.reload, self.reload_interval)
@@ -103,10 +105,17 @@ class RouterServer:
         self.health.attach(table)
         self.app.table = table
         self.health.start_probes(table)
-        self.http.max_body = table.spec.server.max_request_body
+        self._apply_server_limits(table)
         self.metrics.config_reloads.labels("ok").inc()
         log.info("config reloaded (hash %s)", table.config_hash)
         return True
+
+    def _apply_server_limits(self, table: RoutingTable) -> None:
+        server = table.spec.server
+        self.http.max_body = server.max_request_body
+        self.http.max_connections = server.max_connections
+        self.http.body_timeout = server.client_body_timeout
+        self.http.min_body_rate = server.min_body_rate
 
     async def drain(self, delay: float | None = None, timeout: float | None = None) -> bool:
         """Graceful shutdown; True if every request in flight finished in time."""

@@ -13,6 +13,12 @@ up to the last complete event boundary and parses only events that mention
 (``stream_options.include_usage``) so cost can be counted, and drops that
 chunk again when the client had not asked for it, so the client sees exactly
 the stream it would have seen.
+
+Every event is checked as it passes: a ``data:`` payload that is not JSON
+ends the stream with an error event (strict SDKs would raise mid-stream),
+an upstream error event is relayed but fails the attempt for the endpoint's
+health, one event may not grow past :data:`MAX_EVENT_BYTES`, and a stream
+that ends with neither ``[DONE]`` nor a ``finish_reason`` was cut short.
 """
 
 from __future__ import annotations
@@ -22,7 +28,14 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.errors import StreamFailedEarly, error_body
+from modelroute.router.errors import (
+    AttemptFailed,
+    BadUpstreamAnswer,
+    StreamFailedEarly,
+    StreamFailedLate,
+    UpstreamReset,
+    error_body,
+)
 from modelroute.router.http.client import UpstreamResponse
 
 
@@ -51,8 +64,50 @@ class StreamState:
     status: int = 0
     usage: Usage = field(default_factory=Usage)
     held: list[bytes] = field(default_factory=list)
-    pending: bytes = b""
+    pending: bytearray = field(default_factory=bytearray)  # an event not yet complete
     ended: bool = False  # the upstream finished before any content
+    done: bool = False  # ``data: [DONE]`` seen
+    finished: bool = False  # a choice's finish_reason seen
+    upstream_error: str | None = None  # an error event the upstream sent after content
+    broken: str | None = None  # why the relay must stop (a malformed event)
+
+    def feed(self, data: bytes) -> bytes:
+        """Add received bytes; the complete events so far (ending on a boundary), or b"".
+
+        Only the new bytes (and the three before them, where a boundary may
+        straddle) are searched, and the incomplete rest is kept in a bytearray,
+        so an event arriving in many small pieces costs linear time, not
+        quadratic; an event larger than MAX_EVENT_BYTES is refused.
+        """
+        pending = self.pending
+        if not pending:
+            cut = last_boundary(data)
+            if cut == len(data):
+                return data
+            pending += data[cut:]
+            self._check_size()
+            return data[:cut]
+        keep = min(3, len(pending))
+        cut = last_boundary(bytes(pending[-keep:]) + data)
+        if cut == 0:
+            pending += data
+            self._check_size()
+            return b""
+        cut -= keep  # offset in ``data`` just past the boundary
+        block = bytes(pending) + data[:cut]
+        pending.clear()
+        pending += data[cut:]
+        self._check_size()
+        return block
+
+    def _check_size(self) -> None:
+        if len(self.pending) > MAX_EVENT_BYTES:
+            raise BadUpstreamAnswer(
+                f"upstream stream event is larger than the limit of {MAX_EVENT_BYTES} bytes"
+            )
+
+
+MAX_EVENT_BYTES = 1024 * 1024  # one SSE event; real chunks are a few hundred bytes
 
 
 def last_boundary(buf: bytes) -> int:
@@ -97,27 +152,25 @@ def has_content(chunk: dict[str, Any]) -> bool:
 async def open_stream(response: UpstreamResponse, state: StreamState) -> None:
     """Read until the first content event: held in ``state.held``, then commit.
 
-    Raises StreamFailedEarly on an error event before content; connection
-    failures and timeouts propagate as they are (both retryable).
+    Raises StreamFailedEarly on an error event (or an event that is not JSON)
+    before content; connection failures and timeouts propagate as they are.
     """
     while True:
         chunk = await response.next_chunk()
         if not chunk:
             if state.pending:
-                state.held.append(state.pending)
-                state.pending = b""
+                state.held.append(bytes(state.pending))
+                state.pending.clear()
             state.ended = True
             return
-        buf = state.pending + chunk if state.pending else chunk
-        cut = last_boundary(buf)
-        state.pending = buf[cut:]
-        events = split_events(buf[:cut])
+        events = split_events(state.feed(chunk))
         for i, event in enumerate(events):
             data = event_data(event)
             if data is None:
                 state.held.append(event)
                 continue
             if data == b"[DONE]":
+                state.done = True
                 state.held.append(event)
                 continue
             try:
@@ -126,7 +179,7 @@ async def open_stream(response: UpstreamResponse, state: StreamState) -> None:
                 raise StreamFailedEarly(event) from None
             if not isinstance(parsed, dict):
                 raise StreamFailedEarly(event)
-            if "error" in parsed:
+            if is_error_event(event, parsed):
                 raise StreamFailedEarly(event)
             if parsed.get("usage"):
                 state.usage.take(parsed["usage"])
@@ -134,30 +187,74 @@ async def open_stream(response: UpstreamResponse, state: StreamState) -> None:
                     continue
             state.held.append(event)
             if has_content(parsed):
+                _note_finish(parsed, state)
                 # Events after the first content one go out through the relay.
-                state.pending = b"".join(events[i + 1 :]) + state.pending
+                rest = b"".join(events[i + 1 :])
+                if rest:
+                    state.pending[:0] = rest
                 return
 
 
+def is_error_event(event: bytes, parsed: dict[str, Any]) -> bool:
+    """An error in OpenAI's shape, or an SSE event named ``error``."""
+    return (
+        parsed.get("error") is not None
+        or event.startswith(b"event: error")
+        or b"\nevent: error" in event
+    )
+
+
+def _note_finish(chunk: dict[str, Any], state: StreamState) -> None:
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                state.finished = True
+
+
 def relay_block(block: bytes, state: StreamState) -> bytes:
-    """Post-commit: take usage from ``block`` and drop the usage chunk if injected."""
-    if b'"usage"' not in block:
-        return block
-    kept = []
+    """Post-commit: check each event of ``block``; what the client gets of it.
+
+    Takes usage (dropping the usage chunk the router asked for itself), notes
+    ``[DONE]``, finish reasons and upstream error events, and stops at the
+    first event whose data is not JSON (``state.broken`` says why): what
+    comes before it is returned, the rest is not relayed.
+    """
+    kept: list[bytes] = []
+    changed = False
     for event in split_events(block):
-        if b'"usage"' in event:
-            data = event_data(event)
-            parsed: Any = None
-            if data is not None and data != b"[DONE]":
-                try:
-                    parsed = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    parsed = None
-            if isinstance(parsed, dict) and parsed.get("usage"):
-                state.usage.take(parsed["usage"])
-                if state.strip_usage and not parsed.get("choices"):
-                    continue
+        data = event_data(event)
+        if data is None:
+            kept.append(event)
+            continue
+        if data == b"[DONE]":
+            state.done = True
+            kept.append(event)
+            continue
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            state.broken = "the upstream sent a stream event that is not valid JSON"
+            changed = True
+            break
+        if not isinstance(parsed, dict):
+            state.broken = "the upstream sent a stream event that is not a JSON object"
+            changed = True
+            break
+        if is_error_event(event, parsed):
+            error = parsed.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+            state.upstream_error = str(message or "upstream error event")[:200]
+        elif parsed.get("usage"):
+            state.usage.take(parsed["usage"])
+            if state.strip_usage and not parsed.get("choices"):
+                changed = True
+                continue
+        if not state.finished:
+            _note_finish(parsed, state)
         kept.append(event)
+    if not changed and b"\r\n" not in block:
+        return block  # relayed byte for byte
     return b"".join(kept)
 
 
@@ -172,3 +269,19 @@ def interruption_event(message: str) -> bytes:
         )
         + b"\n\n"
     )
+
+
+def stream_end_failure(state: StreamState) -> AttemptFailed | None:
+    """How a relayed stream that reached its end judges the upstream: None is success.
+
+    A malformed event, an upstream error event, or an end with neither
+    ``[DONE]`` nor a finish reason (a close-delimited stream cut by a clean
+    close looks exactly like this) count against the endpoint's health.
+    """
+    if state.broken is not None:
+        return BadUpstreamAnswer(state.broken)
+    if state.upstream_error is not None:
+        return StreamFailedLate(state.upstream_error)
+    if not state.done and not state.finished:
+        return UpstreamReset("upstream stream ended before it finished")
+    return None

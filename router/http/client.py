@@ -8,14 +8,33 @@ Responses are read with httptools; a body is either collected whole
 (:meth:`UpstreamResponse.next_chunk`), with reading paused while the consumer
 (a slow streaming client) lags behind.
 
+HTTP/1.1 rules a proxy must keep (RFC 9110/9112), each tested:
+
+* 1xx answers (``100 Continue``, ``103 Early Hints``) are skipped; only the
+  final answer counts, so a connection never goes back to the pool with an
+  answer still on it (which would hand one client another client's answer);
+* a body ends by its framing: a length, the last chunk, or — only for a
+  close-delimited body — a clean close; a reset before that is an error;
+* the router asks for ``identity`` but decodes gzip/deflate if an upstream
+  sends it anyway, and refuses any other content-coding;
+* heads and collected bodies are bounded (:data:`MAX_HEAD_BYTES`,
+  :data:`MAX_BODY_BYTES`), so an upstream cannot grow the router's memory;
+* a request is re-sent on a fresh connection only when a pooled one was
+  found closed *before* it was written (Go's net/http rule): once written, a
+  POST may have been worked on, and a failure is reported, never replayed.
+
 The client knows nothing of LLMs, retries or health: it reports failures as
-:class:`~modelroute.router.errors.ConnectFailed`, and its callers decide.
+:class:`~modelroute.router.errors.ConnectFailed` (nothing was sent),
+:class:`~modelroute.router.errors.UpstreamReset` (sent, then the connection
+died) or :class:`~modelroute.router.errors.BadUpstreamAnswer`, and its
+callers decide.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +43,23 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from modelroute.router.errors import ConnectFailed
+from modelroute.router.errors import (
+    AttemptFailed,
+    BadUpstreamAnswer,
+    ConnectFailed,
+    UpstreamReset,
+)
 
 Headers = list[tuple[bytes, bytes]]
 
 IDLE_EXPIRY = 30.0  # drop pooled connections idle longer than this; servers close at ~60-75 s
 MAX_IDLE_PER_ORIGIN = 512
 READ_HIGH_WATER = 256 * 1024  # pause reading an upstream whose consumer lags by this much
+MAX_HEAD_BYTES = 256 * 1024  # an upstream's status line and headers
+# A collected (non-streaming) answer: 2,048 base64 embeddings of 1,536
+# dimensions are about 16 MiB, the same as JSON floats about 60 MiB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_CHUNK_EXPANSION = 16 * 1024 * 1024  # decoded bytes from one received chunk of a stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +91,40 @@ def split_base_url(base_url: str) -> tuple[Origin, str]:
     return origin, parts.path.rstrip("/")
 
 
+class _Decoder:
+    """Undoes a gzip or deflate content-coding, bounded against decompression bombs."""
+
+    def __init__(self) -> None:
+        # 32 + MAX_WBITS: zlib finds the gzip or zlib wrapper itself.
+        self._z = zlib.decompressobj(32 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        out = self._z.decompress(data, limit)
+        if self._z.unconsumed_tail:
+            raise BadUpstreamAnswer("upstream answer expands past the size limit when decoded")
+        return out
+
+    def finish(self) -> bytes:
+        if not self._z.eof:
+            raise BadUpstreamAnswer("upstream answer ends inside its compressed body")
+        return self._z.flush()
+
+
+def _decoder_for(headers: Headers) -> _Decoder | None:
+    """The decoder for the answer's Content-Encoding; BadUpstreamAnswer for an unknown one."""
+    codings: list[bytes] = []
+    for name, value in headers:
+        if name == b"content-encoding":
+            codings += [c.strip().lower() for c in value.split(b",") if c.strip()]
+    codings = [c for c in codings if c != b"identity"]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in (b"gzip", b"x-gzip", b"deflate"):
+        return _Decoder()
+    named = b", ".join(codings).decode("latin-1")
+    raise BadUpstreamAnswer(f"upstream answered with content-coding {named}, not decoded here")
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; parses a single response at a time."""
 
@@ -69,11 +132,14 @@ class _Connection(asyncio.Protocol):
         self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.reused = False
         self.idle_since = 0.0
+        self.idle_expiry = IDLE_EXPIRY
         self._chunks: deque[bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_after = 0.0  # seconds without bytes that fail a body (0: no idle limit)
+        self._last_data = 0.0
         self._sink: Callable[[bytes], None] | None = None  # body bytes go here directly
         self._reset()
 
@@ -82,14 +148,18 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: Headers = []
         self.head_received = False
-        self.got_bytes = False
         self.complete = False
         self.keep_alive = False
+        self.close_delimited = False
         self.error: BaseException | None = None
         self._chunks.clear()
         self._buffered = 0
+        self._body_size = 0
+        self._head_size = 0
+        self._informational = False
+        self._collect = False  # read_all: the whole body is wanted, never pause
+        self._decoder: _Decoder | None = None
         self._paused = False
-        self._length_known = False
 
     # --- deadline -----------------------------------------------------------------
 
@@ -106,13 +176,43 @@ class _Connection(asyncio.Protocol):
         if when is not None:
             self._timer = self._loop.call_at(when, self._expire)
 
+    def set_idle_timeout(self, seconds: float | None) -> None:
+        """Fail the body with TimeoutError when no byte arrives for ``seconds``.
+
+        The timer is not moved on every chunk: it fires once per period and
+        re-arms itself from the time of the last bytes, which costs a stream
+        one timer per idle period instead of a cancel and re-arm per chunk.
+        """
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._idle_after = seconds or 0.0
+        if self._idle_after > 0:
+            self._last_data = self._loop.time()
+            self._idle_timer = self._loop.call_at(self._last_data + self._idle_after, self._idle)
+
+    def _idle(self) -> None:
+        self._idle_timer = None
+        if self.error is not None or self.complete:
+            return
+        due = self._last_data + self._idle_after
+        if self._loop.time() >= due:
+            self._fail(TimeoutError(f"no bytes from the upstream for {self._idle_after:g}s"))
+        else:
+            self._idle_timer = self._loop.call_at(due, self._idle)
+
     def _expire(self) -> None:
         self._timer = None
         if self.error is None and not self.complete:
-            self.error = TimeoutError("upstream deadline passed")
-            self._wake()
-            if self.transport is not None:
-                self.transport.abort()
+            self._fail(TimeoutError("upstream deadline passed"))
+
+    def _fail(self, error: BaseException) -> None:
+        """End the response in progress with ``error``; the connection is not reusable."""
+        if self.error is None:
+            self.error = error
+        self._wake()
+        if self.transport is not None:
+            self.transport.abort()
 
     # --- asyncio.Protocol -------------------------------------------------------
 
@@ -122,54 +222,114 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.set_deadline(None)
-        if self.error is not None:
-            pass  # already failed (a deadline, a parse error): keep that reason
-        elif self.head_received and not self.complete and not self._length_known:
-            self.complete = True  # body delimited by the connection closing (HTTP/1.0 style)
-        elif not self.complete:
-            self.error = exc or ConnectionResetError("upstream closed the connection")
+        self.set_idle_timeout(None)
+        if self.error is not None or self.complete:
+            pass  # already ended (a deadline, a parse error, a complete answer)
+        elif self.head_received and self.close_delimited and exc is None:
+            # A body delimited by the connection closing (HTTP/1.0 style) ends with a
+            # clean close only; a reset is a truncation (RFC 9112 §6.3).
+            try:
+                if self._decoder is not None:
+                    self._body(self._decoder.finish())
+                self.complete = True
+            except AttemptFailed as failure:
+                self.error = failure
+        else:
+            where = "mid-answer" if self.head_received else "before answering"
+            detail = f": {exc}" if exc is not None else ""
+            self.error = UpstreamReset(f"upstream closed the connection {where}{detail}")
         self._wake()
 
     def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
+        if self._idle_after:
+            self._last_data = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.error = ConnectionError(f"malformed upstream response: {exc}")
-            self._wake()
-            if self.transport is not None:
-                self.transport.abort()
+            cause = exc.__context__  # what a callback below raised, if one did
+            if isinstance(cause, AttemptFailed):
+                self._fail(cause)
+            else:
+                self._fail(BadUpstreamAnswer(f"malformed upstream response: {exc}"))
+            return
+        if not self.head_received and self.error is None:
+            # httptools keeps a header value until its line ends: bound it here.
+            self._head_size += len(data)
+            if self._head_size > MAX_HEAD_BYTES:
+                self._fail(BadUpstreamAnswer("upstream response head is too large"))
 
     # --- httptools callbacks ------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.headers = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
-        self.head_received = True
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            if status == 101:  # the router never asks to switch protocols
+                raise BadUpstreamAnswer("upstream switched protocols (101) unasked")
+            self._informational = True  # skipped: the final answer follows (RFC 9110 §15.2)
+            return
+        self.status = status
+        length_known = status in (204, 304)
         for name, value in self.headers:
             if name == b"content-length" or (name == b"transfer-encoding" and b"chunked" in value):
-                self._length_known = True
-        if self.status in (204, 304):
-            self._length_known = True
+                length_known = True
+            elif name == b"keep-alive":
+                self._keep_alive_hint(value)
+        self.close_delimited = not length_known
+        self._decoder = _decoder_for(self.headers)
+        self.head_received = True
         self._wake()
 
+    def _keep_alive_hint(self, value: bytes) -> None:
+        """``Keep-Alive: timeout=5`` (uvicorn's default): stop reusing before the server closes."""
+        for part in value.split(b","):
+            key, _, number = part.strip().partition(b"=")
+            if key.lower() == b"timeout" and number.strip().isdigit():
+                self.idle_expiry = min(IDLE_EXPIRY, max(0.0, int(number) - 1.0))
+
     def on_body(self, body: bytes) -> None:
+        if self._decoder is not None:
+            limit = MAX_BODY_BYTES - self._body_size + 1 if self._collect else MAX_CHUNK_EXPANSION
+            body = self._decoder.feed(body, limit)
+            if not body:
+                return
+        self._body(body)
+
+    def _body(self, body: bytes) -> None:
+        self._body_size += len(body)
         if self._sink is not None:
             self._sink(body)
             return
         self._chunks.append(body)
         self._buffered += len(body)
-        if self._buffered > READ_HIGH_WATER and not self._paused and self.transport is not None:
+        if self._collect:
+            if self._body_size > MAX_BODY_BYTES:
+                raise BadUpstreamAnswer(
+                    f"upstream answer is larger than the limit of {MAX_BODY_BYTES} bytes"
+                )
+        elif self._buffered > READ_HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            self.headers = []
+            return
+        if self._decoder is not None:
+            rest = self._decoder.finish()
+            if rest:
+                self._body(rest)
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
         self.set_deadline(None)
+        self.set_idle_timeout(None)
         self._wake()
 
     # --- reading ------------------------------------------------------------------
@@ -216,7 +376,8 @@ class _Connection(asyncio.Protocol):
 
         The chunks go from the protocol callback straight to ``sink``: no
         future, no task wake-up per chunk, which is most of what relaying a
-        stream costs. Raises what ends the body early.
+        stream costs. Raises what ends the body early, or what ``sink`` raised
+        (as the connection's error: it is aborted).
         """
         buffered = b"".join(self._chunks)
         self._chunks.clear()
@@ -244,12 +405,20 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     async def read_all(self) -> bytes:
+        """The whole body (at most MAX_BODY_BYTES); reading never pauses for it."""
+        self._collect = True
+        if self._body_size > MAX_BODY_BYTES:
+            raise BadUpstreamAnswer(
+                f"upstream answer is larger than the limit of {MAX_BODY_BYTES} bytes"
+            )
+        self.resume_reading()
         while not self.complete:
             if self.error is not None:
                 raise self.error
             await self._wait()
         data = b"".join(self._chunks)
         self._chunks.clear()
+        self._buffered = 0
         return data
 
 
@@ -280,32 +449,25 @@ class UpstreamResponse:
         """Reading the body fails with TimeoutError at loop time ``when``."""
         self._conn.set_deadline(when)
 
+    def set_idle_timeout(self, seconds: float | None) -> None:
+        """Reading the body fails with TimeoutError after ``seconds`` without a byte."""
+        self._conn.set_idle_timeout(seconds)
+
+    @property
+    def close_delimited(self) -> bool:
+        """The body ends when the upstream closes (no length, not chunked)."""
+        return self._conn.close_delimited
+
     async def read(self) -> bytes:
-        try:
-            return await self._conn.read_all()
-        except TimeoutError:
-            raise
-        except (OSError, ConnectionError) as exc:
-            raise ConnectFailed(
-                f"upstream connection failed while reading the body: {exc}"
-            ) from exc
+        """The whole body; raises TimeoutError, UpstreamReset or BadUpstreamAnswer."""
+        return await self._conn.read_all()
 
     async def next_chunk(self) -> bytes:
-        try:
-            return await self._conn.next_chunk()
-        except TimeoutError:
-            raise
-        except (OSError, ConnectionError) as exc:
-            raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
+        return await self._conn.next_chunk()
 
     async def pipe(self, sink: Callable[[bytes], None]) -> None:
         """Pass the rest of the body to ``sink`` chunk by chunk (see _Connection.pipe)."""
-        try:
-            await self._conn.pipe(sink)
-        except TimeoutError:
-            raise
-        except (OSError, ConnectionError) as exc:
-            raise ConnectFailed(f"upstream connection failed mid-body: {exc}") from exc
+        await self._conn.pipe(sink)
 
     def pause_reading(self) -> None:
         """Stop reading from the upstream (the client is not keeping up)."""
@@ -321,6 +483,7 @@ class UpstreamResponse:
         if conn.complete and conn.keep_alive and conn.transport is not None and not conn._chunks:
             self.released = True
             conn.set_deadline(None)
+            conn.set_idle_timeout(None)
             self._client._release(self._origin, conn)
         else:
             self.abort()
@@ -328,6 +491,7 @@ class UpstreamResponse:
     def abort(self) -> None:
         self.released = True
         self._conn.set_deadline(None)
+        self._conn.set_idle_timeout(None)
         transport = self._conn.transport
         if transport is not None:
             transport.abort()
@@ -370,10 +534,12 @@ class UpstreamClient:
         now = self._loop.time()
         while idle:
             conn = idle.pop()
-            if conn.transport is not None and now - conn.idle_since < IDLE_EXPIRY:
+            transport = conn.transport
+            if transport is None:
+                continue
+            if now - conn.idle_since < conn.idle_expiry and not transport.is_closing():
                 return conn
-            if conn.transport is not None:
-                conn.transport.close()
+            transport.close()
         return None
 
     def _release(self, origin: Origin, conn: _Connection) -> None:
@@ -383,7 +549,6 @@ class UpstreamClient:
                 conn.transport.close()
             return
         conn.idle_since = self._loop.time()
-        conn.reused = True
         idle.append(conn)
 
     async def request(
@@ -395,48 +560,38 @@ class UpstreamClient:
         connect_timeout: float,
         deadline: float | None = None,
     ) -> UpstreamResponse:
-        """Send a request (``head`` ends with the blank line) and wait for the response head.
+        """Send a request (``head`` ends with the blank line) and wait for the final head.
 
         ``deadline`` (loop time) bounds the wait for the head and, until it is
         moved with :meth:`UpstreamResponse.set_deadline`, the body: past it the
         call raises TimeoutError and the connection is closed.
 
-        A pooled connection that the upstream closed while idle is retried once on
-        a fresh one: nothing was answered on it, so no work is duplicated that the
-        upstream admitted to.
+        Raises ConnectFailed when nothing was sent, and UpstreamReset or
+        BadUpstreamAnswer after it was: a written request is never re-sent here,
+        because the upstream may already be working on it.
         """
         conn = self._take_idle(origin)
-        while True:
-            if conn is None:
-                conn = await self._connect(origin, connect_timeout)
-            conn._reset()
-            transport = conn.transport
-            if transport is None:
-                conn = None
-                continue
-            if deadline is not None:
-                conn.set_deadline(deadline)
-            if len(body) < 65536:
-                transport.write(head + body)
-            else:
-                transport.write(head)
-                transport.write(body)
-            try:
-                await conn.read_head()
-            except TimeoutError:
-                conn.set_deadline(None)
-                raise
-            except (OSError, ConnectionError) as exc:
-                if conn.reused and not conn.got_bytes:
-                    conn = None
-                    continue
-                raise ConnectFailed(f"upstream connection failed: {exc}") from exc
-            except BaseException:
-                conn.set_deadline(None)
-                if conn.transport is not None:
-                    conn.transport.abort()
-                raise
-            return UpstreamResponse(self, origin, conn)
+        if conn is None:
+            conn = await self._connect(origin, connect_timeout)
+        conn._reset()
+        transport = conn.transport
+        if transport is None:  # closed between connect and now: nothing was sent
+            raise ConnectFailed(f"connection to {origin.host}:{origin.port} closed at once")
+        if deadline is not None:
+            conn.set_deadline(deadline)
+        if len(body) < 65536:
+            transport.write(head + body)
+        else:
+            transport.write(head)
+            transport.write(body)
+        try:
+            await conn.read_head()
+        except BaseException:
+            conn.set_deadline(None)
+            if conn.transport is not None:
+                conn.transport.abort()
+            raise
+        return UpstreamResponse(self, origin, conn)
 
     def close(self) -> None:
         for idle in self._idle.values():

@@ -16,7 +16,14 @@ Lifecycle duties live here too because only the connection knows them:
   upstream request (nobody pays for tokens nobody reads);
 * draining (SIGTERM) answers with ``Connection: close`` and closes idle
   keep-alive connections, so clients move to other pods without errors;
-* bodies over the configured limit are refused with 413 before they are read.
+* bodies over the configured limit are refused with 413 before they are read;
+* a request head is bounded while it arrives, not only once a line ends (a
+  header value of many megabytes with no line end gets 431 at 64 KiB);
+* a request whose head or body stops arriving for ``clientBodyTimeout``, or
+  trickles in below ``minBodyRate``, gets 408 (slowloris in either part);
+* connections beyond ``maxConnections`` are answered 503 and closed at once;
+* HTTP/1.0 clients get no chunked encoding, no ``100 Continue`` and no
+  keep-alive: their streams are close-delimited, as RFC 9112 requires.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ Headers = list[tuple[bytes, bytes]]
 Handler = Callable[["Request", "ResponseWriter"], Awaitable[None]]
 
 MAX_HEADER_BYTES = 64 * 1024
+SWEEP_INTERVAL = 1.0  # seconds between sweeps for idle connections and stalled uploads
 MAX_PIPELINED = 32  # requests parsed ahead of the one in service, before reading pauses
 IDLE_TIMEOUT = 75.0  # longer than common client pool expiry, so clients close first
 
@@ -58,6 +66,7 @@ class Request:
         "body",
         "forward",
         "headers",
+        "http10",
         "keep_alive",
         "method",
         "path",
@@ -75,6 +84,7 @@ class Request:
         body: bytes,
         keep_alive: bool,
         received_at: float,
+        http10: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -84,16 +94,18 @@ class Request:
         self.body = body
         self.keep_alive = keep_alive
         self.received_at = received_at
+        self.http10 = http10  # no chunked encoding, no keep-alive (RFC 9112 §6.1)
 
 
 class ResponseWriter:
     """Writes one response: either whole (:meth:`send`) or as a chunked stream."""
 
-    __slots__ = ("_conn", "_head_only", "_streaming", "started", "status")
+    __slots__ = ("_conn", "_head_only", "_raw", "_streaming", "started", "status")
 
-    def __init__(self, conn: HttpServerProtocol, head_only: bool = False) -> None:
+    def __init__(self, conn: HttpServerProtocol, head_only: bool = False, raw: bool = False) -> None:
         self._conn = conn
         self._head_only = head_only  # a HEAD request: headers as for GET, no body
+        self._raw = raw  # an HTTP/1.0 client: a stream is sent as is and ends with the close
         self._streaming = False
         self.started = False
         self.status = 0
@@ -135,7 +147,8 @@ class ResponseWriter:
         head = [status_line(status)]
         for name, value in headers:
             head.append(name + b": " + value + b"\r\n")
-        head.append(b"transfer-encoding: chunked\r\n")
+        if not self._raw:
+            head.append(b"transfer-encoding: chunked\r\n")
         head.append(self._conn.connection_header())
         transport = self._conn.transport
         if transport is not None:
@@ -150,7 +163,7 @@ class ResponseWriter:
         transport = self._conn.transport
         if transport is None:
             return False
-        transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        transport.write(data if self._raw else b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
     @property
@@ -167,13 +180,13 @@ class ResponseWriter:
         if transport is None:
             raise ConnectionResetError("client disconnected")
         if data:
-            transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+            transport.write(data if self._raw else b"%x\r\n%b\r\n" % (len(data), data))
         if self._conn.write_paused:
             await self._conn.wait_writable()
 
     def end_stream(self) -> None:
         transport = self._conn.transport
-        if transport is not None:
+        if transport is not None and not self._raw:
             transport.write(b"0\r\n\r\n")
 
 
@@ -192,8 +205,15 @@ class HttpServerProtocol(asyncio.Protocol):
         self._url = b""
         self._headers: dict[bytes, bytes] = {}
         self._forward: list[bytes] = []
-        self._not_forwarded = server.not_forwarded
         self._header_bytes = 0
+        self._forwarded = server.forwarded
+        self._forwarded_prefixes = server.forwarded_prefixes
+        self._in_head = False  # a request head has begun and is not complete
+        self._head_read = 0  # bytes read while the head was in progress
+        self._receiving = False  # a request has begun and is not complete
+        self._started_at = 0.0  # when the request in progress began
+        self._received = 0  # bytes of the request in progress
+        self._http10 = False
         self._body: list[bytes] = []
         self._body_size = 0
         self._refused = False
@@ -214,8 +234,11 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._server.connections.add(self)
         self.idle_since = self._loop.time()
+        if len(self._server.connections) >= self._server.max_connections:
+            self._refuse(503, b"the router has too many open connections; try again")
+            return
+        self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -229,6 +252,10 @@ class HttpServerProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        was_in_head = self._in_head
+        if self._receiving:
+            self._received += len(data)
+            self.idle_since = self._loop.time()  # "idle" means no progress, not "no answer yet"
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -241,6 +268,13 @@ class HttpServerProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             if not self._refused:
                 self._refuse(400, b"malformed HTTP request: " + str(exc).encode())
+            return
+        if was_in_head and self._in_head and not self._refused:
+            # httptools holds a header value until its line ends: bound it as it grows,
+            # counting whole reads in which the head was in progress from start to end.
+            self._head_read += len(data)
+            if self._head_read > MAX_HEADER_BYTES:
+                self._refuse(431, b"request headers too large")
 
     def eof_received(self) -> bool | None:
         # A client that closes its socket sends FIN, which looks exactly like a
@@ -269,7 +303,13 @@ class HttpServerProtocol(asyncio.Protocol):
     # --- httptools callbacks ------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.idle_since = self._loop.time()  # "idle" means no progress, not "no answer yet"
+        now = self._loop.time()
+        self.idle_since = now  # "idle" means no progress, not "no answer yet"
+        self._in_head = True
+        self._head_read = 0
+        self._receiving = True
+        self._started_at = now
+        self._received = 0
         self._url = b""
         self._headers = {}
         self._forward = []
@@ -289,17 +329,21 @@ class HttpServerProtocol(asyncio.Protocol):
             return
         name = name.lower()
         self._headers[name] = value
-        if name not in self._not_forwarded:
+        if name in self._forwarded or name.startswith(self._forwarded_prefixes):
             # Serialised as they arrive: a proxy forwards them without another pass.
             self._forward.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._http10 = self._parser.get_http_version() == "1.0"
         length = self._headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self._server.max_body:
             self._refuse_too_large()
             return
-        # curl and others wait for this before sending a body over 1 KiB.
-        if self._headers.get(b"expect", b"").lower() == b"100-continue" and self.transport:
+        # curl and others wait for this before sending a body over 1 KiB (HTTP/1.1 only:
+        # a 1.0 client does not know 1xx answers).
+        expect = self._headers.get(b"expect", b"").lower() == b"100-continue"
+        if expect and not self._http10 and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -311,9 +355,14 @@ class HttpServerProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self._receiving = False
         if self._refused:
             return
         url = self._url
+        if url[:1] != b"/" and (url.startswith((b"http://", b"https://"))):
+            # Absolute form (RFC 9112 §3.2.2), as a client that thinks we are a proxy sends.
+            slash = url.find(b"/", url.find(b"//") + 2)
+            url = url[slash:] if slash >= 0 else b"/"
         mark = url.find(b"?")
         path, query = (url, b"") if mark < 0 else (url[:mark], url[mark + 1 :])
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
@@ -324,8 +373,9 @@ class HttpServerProtocol(asyncio.Protocol):
             self._headers,
             b"".join(self._forward),
             body,
-            self._parser.should_keep_alive(),
+            self._parser.should_keep_alive() and not self._http10,
             perf_counter(),
+            self._http10,
         )
         self._queue.append(request)
         if len(self._queue) >= MAX_PIPELINED and self.transport is not None:
@@ -363,7 +413,8 @@ class HttpServerProtocol(asyncio.Protocol):
 
     async def _serve(self, request: Request) -> bool:
         """Answer one request; False when the connection is to close after it."""
-        writer = ResponseWriter(self, head_only=request.method == b"HEAD")
+        writer = ResponseWriter(self, head_only=request.method == b"HEAD", raw=request.http10)
+        self._http10 = request.http10  # for connection_header while this one is answered
         self._server.active += 1
         try:
             await self._server.handler(request, writer)
@@ -393,13 +444,25 @@ class HttpServerProtocol(asyncio.Protocol):
         return True
 
     def connection_header(self) -> bytes:
-        if self._server.draining or self._close_after:
+        if self._server.draining or self._close_after or self._http10:
             return b"connection: close\r\n\r\n"
         return b"\r\n"
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._queue
+        return not self._busy and not self._queue and not self._receiving
+
+    def sweep(self, now: float) -> None:
+        """Close this connection if it sat idle too long, or time out a stalled upload."""
+        server = self._server
+        if self._receiving and not self._refused:
+            took = now - self._started_at
+            stalled = now - self.idle_since > server.body_timeout
+            slow = took > server.body_timeout and self._received < server.min_body_rate * took
+            if stalled or slow:
+                self._refuse(408, b"the request was not received in time")
+        elif self.idle and now - self.idle_since > IDLE_TIMEOUT:
+            self.close_if_idle()
 
     def close_if_idle(self) -> None:
         if self.idle and self.transport is not None:
@@ -442,7 +505,13 @@ class HttpServerProtocol(asyncio.Protocol):
 _JSON: Headers = [(b"content-type", b"application/json")]
 
 
-_REFUSAL_CODES = {413: "request_too_large", 414: "url_too_long", 431: "headers_too_large"}
+_REFUSAL_CODES = {
+    408: "request_timeout",
+    413: "request_too_large",
+    414: "url_too_long",
+    431: "headers_too_large",
+    503: "too_many_connections",
+}
 
 
 def _internal_error() -> bytes:
@@ -457,12 +526,20 @@ class HttpServer:
         handler: Handler,
         *,
         max_body: int,
-        not_forwarded: frozenset[bytes] = frozenset(),
+        forwarded: frozenset[bytes] = frozenset(),
+        forwarded_prefixes: tuple[bytes, ...] = (),
+        max_connections: int = 10_000,
+        body_timeout: float = 30.0,
+        min_body_rate: float = 1024.0,
     ) -> None:
         self.handler = handler
         self.max_body = max_body
-        # Header names (lower-case) left out of Request.forward.
-        self.not_forwarded = not_forwarded
+        # Header names (lower-case), and name prefixes, that go into Request.forward.
+        self.forwarded = forwarded
+        self.forwarded_prefixes = forwarded_prefixes
+        self.max_connections = max_connections
+        self.body_timeout = body_timeout  # longest pause within a request's head or body
+        self.min_body_rate = min_body_rate  # bytes/s a request must average past body_timeout
         self.loop = asyncio.get_running_loop()
         self.connections: set[HttpServerProtocol] = set()
         self.active = 0
@@ -481,17 +558,16 @@ class HttpServer:
         return int(sockets[0].getsockname()[1]) if sockets else port
 
     async def _close_idle_connections(self) -> None:
-        """Close keep-alive connections idle past IDLE_TIMEOUT.
+        """Close keep-alive connections idle past IDLE_TIMEOUT, and time out slow uploads.
 
-        One sweep every few seconds for all connections, rather than a timer
-        armed and cancelled around every request.
+        One sweep a second for all connections, rather than a timer armed and
+        cancelled around every request.
         """
         while True:
-            await asyncio.sleep(IDLE_TIMEOUT / 8)
-            deadline = self.loop.time() - IDLE_TIMEOUT
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = self.loop.time()
             for conn in list(self.connections):
-                if conn.idle and conn.idle_since < deadline:
-                    conn.close_if_idle()
+                conn.sweep(now)
 
     def stop_accepting(self) -> None:
         if self._server is not None:

@@ -228,19 +228,35 @@ async def test_headers_cross_the_router_as_designed(
     headers = {
         "authorization": "Bearer sk-client",
         "x-request-id": "req-123",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "x-stainless-lang": "python",
         "x-custom-trace": "abc",
         "openai-organization": "org-client",
         "accept-encoding": "gzip",
+        # credentials for other providers: never forwarded (allow-list, not deny-list)
+        "x-api-key": "sk-ant-client",
+        "api-key": "azure-client",
+        "x-goog-api-key": "goog-client",
+        "proxy-authorization": "Basic Y2xpZW50",
     }
     async with http.post(f"{router.url}/chat/completions", json=CHAT, headers=headers) as resp:
         assert resp.status == 200
         assert resp.headers["x-request-id"] == "req-123"
     seen = sim.stats.last_headers
     assert seen["authorization"] == "Bearer sk-upstream"  # the client's key never leaves
-    assert seen["x-custom-trace"] == "abc"
+    assert seen["traceparent"].startswith("00-0af7")
+    assert seen["x-stainless-lang"] == "python"
     assert seen["x-request-id"] == "req-123"
-    assert "openai-organization" not in seen
-    assert "gzip" not in seen.get("accept-encoding", "")
+    assert seen["accept-encoding"] == "identity"
+    for dropped in (
+        "x-custom-trace",
+        "openai-organization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "proxy-authorization",
+    ):
+        assert dropped not in seen, dropped
 
 
 async def test_unknown_body_fields_pass_through(
