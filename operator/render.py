@@ -48,7 +48,7 @@ SERVICE_PORT = 80
 CONFIG_DIR = "/etc/modelroute"
 CONFIG_KEY = "route.yaml"
 SECRETS_DIR = "/var/run/secrets/modelroute"
-RUN_AS = 65532  # the distroless "nonroot" user
+RUN_AS = 65532  # the images' user (Dockerfile), distroless's "nonroot" uid and gid
 
 CONFIG_HASH_ANNOTATION = "modelroute.io/config-hash"
 REGION_LABEL_ANNOTATION = "modelroute.io/node-region-label"

@@ -86,6 +86,34 @@ ALL_ON: Manifest = {
         "scrapeTimeout": "20s",
     },
     "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+    "networkPolicy": {
+        "enabled": True,
+        "namespaces": ["team-a", "team-b"],
+        "ingress": {
+            "namespaces": ["team-a", "web"],
+            "namespaceSelectors": [{"matchLabels": {"modelroute.io/client": "true"}}],
+            "scraperNamespaces": ["monitoring"],
+        },
+        "egress": {
+            "dns": {"namespace": "dns-system", "podLabels": {"app": "coredns"}},
+            "upstreams": [
+                {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"], "ports": [443]},
+                {"cidr": "2001:db8::/32", "ports": [443, 8443]},
+            ],
+            "extra": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "vllm"}
+                            }
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 8000}],
+                }
+            ],
+        },
+    },
 }
 
 

@@ -21,9 +21,10 @@ import yaml
 
 import modelroute
 from modelroute import cli
-from modelroute.operator.render import IN_FLIGHT_METRIC, LATENCY_METRICS, render
+from modelroute.operator.render import IN_FLIGHT_METRIC, LATENCY_METRICS, RUN_AS, render
 from modelroute.operator.settings import OperatorSettings
 from modelroute.spec import parse_route
+from tests.operator.hardening import assert_hardened
 
 from .chart import ALL_ON, CHART, MANIFESTS, NAMESPACE, Helm, HelmFailed, Manifest, by_kind, one
 
@@ -233,6 +234,8 @@ def test_all_on_renders_every_optional_object(all_on: list[Manifest]) -> None:
         ("ConfigMap", "monitoring", "llm-router-adapter-rules"),
         ("ConfigMap", "monitoring", "llm-router-dashboard"),
         ("Deployment", NAMESPACE, "llm-router-operator"),
+        ("NetworkPolicy", "team-a", "llm-router-routers"),
+        ("NetworkPolicy", "team-b", "llm-router-routers"),
         ("PrometheusRule", NAMESPACE, "llm-router-rules"),
         ("Role", "team-a", "llm-router-operator"),
         ("Role", "team-b", "llm-router-operator"),
@@ -248,6 +251,13 @@ def test_every_rendered_object_is_valid(rendering: str, request: pytest.FixtureR
     objects: list[Manifest] = request.getfixturevalue(rendering)
     for document in objects:
         validate(document)
+
+
+@pytest.mark.parametrize("rendering", ["default", "all_on"])
+def test_operator_pod_is_hardened(rendering: str, request: pytest.FixtureRequest) -> None:
+    """Non-root as the image's user by default, read-only root, no capabilities, /tmp."""
+    deployment = one(request.getfixturevalue(rendering), "Deployment")
+    assert_hardened(deployment, run_as=RUN_AS if rendering == "default" else None)
 
 
 def test_the_validators_do_reject_a_wrong_type(all_on: list[Manifest]) -> None:
@@ -428,7 +438,10 @@ def test_notes_tell_how_to_create_call_and_scale_a_route(
     if values is None:
         assert "every namespace" in notes and "http://chat.default.svc/v1" in notes
         assert "serviceMonitor.enabled=true" in notes
+        assert "NetworkPolicy" not in notes
     else:
+        assert "Routers in team-a, team-b accept connections on port 8080" in notes
+        assert "only from the namespaces team-a, web, monitoring" in notes
         assert "team-a, team-b" in notes and "http://chat.team-a.svc/v1" in notes
         assert "rules.existing=llm-router-adapter-rules" in notes
         assert "monitoring/llm-router-routers" in notes

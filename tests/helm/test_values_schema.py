@@ -53,6 +53,21 @@ BAD_VALUES: list[tuple[Manifest, str, str]] = [
         "at '/tolerations/0/operator'",
         "value must be one of",
     ),
+    (
+        {"networkPolicy": {"egress": {"upstreams": [{"cidr": "everywhere", "ports": [443]}]}}},
+        "at '/networkPolicy/egress/upstreams/0/cidr'",
+        "does not match pattern",
+    ),
+    (
+        {"networkPolicy": {"egress": {"upstreams": [{"cidr": "0.0.0.0/0", "ports": []}]}}},
+        "at '/networkPolicy/egress/upstreams/0/ports'",
+        "minItems",
+    ),
+    (
+        {"networkPolicy": {"ingress": {"namespaces": ["Team A"]}}},
+        "at '/networkPolicy/ingress/namespaces/0'",
+        "does not match pattern",
+    ),
 ]
 
 
@@ -94,6 +109,7 @@ def test_schema_knows_every_value_and_values_yaml_comments_each_one() -> None:
         "prometheusAdapterRules",
         "serviceMonitor",
         "prometheusRule",
+        "networkPolicy",
     ):
         block = re.search(rf"^{section}:\n((?:  .*\n|\n)*)", VALUES_TEXT, re.MULTILINE)
         assert block, section

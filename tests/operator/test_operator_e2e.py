@@ -10,7 +10,10 @@ owner references on every child, which is what the real collector follows).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +26,9 @@ import pytest
 import yaml
 
 from modelroute.operator.handlers import build_registry
-from modelroute.operator.render import CONFIG_HASH_ANNOTATION
+from modelroute.operator.render import CONFIG_HASH_ANNOTATION, render, to_yaml
 from modelroute.operator.settings import OperatorSettings
+from modelroute.spec import parse_route
 from tests.operator.conftest import REPO, minimal_route
 
 ROUTES = kmock.resource("modelroute.io/v1alpha1/modelroutes")
@@ -372,6 +376,80 @@ async def test_invalid_spec_gets_condition_and_event_and_no_children(
             lambda: names(cluster, DEPLOYMENTS) == {"chat-us-east-1", "chat-eu-west-1"}
         )
         await eventually(lambda: condition(cluster, "Ready").get("reason") == "RegionsNotReady")
+
+
+CANARY = "sk-canary-3b9f0c7e1d5a4862"
+CANARY_FORMS = (CANARY, base64.b64encode(CANARY.encode()).decode())  # as read, as stored
+
+
+def secret_with(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NS},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
+
+
+def leaks(text: str) -> list[str]:
+    return [form for form in CANARY_FORMS if form in text]
+
+
+async def test_canary_key_appears_in_no_output_of_the_operator(
+    cluster: kmock.KubernetesEmulator,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Provider and client keys: read by the operator (to check the keys exist), and found
+    nowhere it writes: children, status, Events, any request body, logs at every level."""
+    caplog.set_level(logging.DEBUG)
+    route = minimal_route()
+    route["spec"]["auth"] = {"keysSecretRef": {"name": "clients", "key": "keys"}}
+    broken = minimal_route("broken", regions=("us-east-1",))
+    endpoint = broken["spec"]["providers"][0]["endpoints"][0]
+    endpoint["apiKeySecretRef"] = {"name": "half", "key": "apiKey"}
+    for secret in (
+        secret_with("ds-us-east-1", {"apiKey": CANARY}),
+        secret_with("ds-eu-west-1", {"apiKey": CANARY + "\n"}),
+        secret_with("clients", {"keys": f"team-a: {CANARY}\n"}),
+        secret_with("half", {"apiToken": CANARY}),  # not the key the route names
+    ):
+        cluster.objects[SECRETS, NS, secret["metadata"]["name"]] = secret
+    seed(cluster, route, secrets=())
+    seed(cluster, broken, secrets=())
+
+    async with running_operator():
+        await eventually(lambda: names(cluster, HPAS) == {"chat-us-east-1", "chat-eu-west-1"})
+        await eventually(lambda: condition(cluster, "Ready").get("reason") == "RegionsNotReady")
+        await eventually(
+            lambda: condition(cluster, "Ready", "broken").get("reason") == "InvalidSpec"
+        )
+        await eventually(lambda: [e for e in events(cluster) if e["reason"] == "InvalidSpec"])
+        await asyncio.sleep(1.2)  # resyncs re-read the Secrets
+
+    requests = list(cluster)
+    assert any(r.method == "GET" and r.resource == SECRETS for r in requests), "never read"
+    written = [r for r in requests if r.method in ("POST", "PATCH", "PUT")]
+    assert {r.resource for r in written} >= {*CHILDREN, ROUTES, kmock.resource("v1/events")}
+    stored = {
+        f"{key[0]}/{key[1]}/{key[2]}": json.dumps(obj.raw)
+        for key, obj in cluster.objects.items()
+        if key[0] != SECRETS
+    }
+    outputs = {
+        **{f"request {r.method} {r.url}": str(r.url) + r.text for r in written},
+        **stored,
+        "logs": "\n".join(record.getMessage() for record in caplog.records),
+        "stdout+stderr": "".join(capsys.readouterr()),
+        "modelroute render": to_yaml(render(route, parse_route(route), SETTINGS, NS)),
+    }
+    assert {name: found for name, text in outputs.items() if (found := leaks(text))} == {}
+    # The search can find what it looks for, and looked at the right places.
+    secret_text = json.dumps(cluster.objects[SECRETS, NS, "ds-us-east-1"].raw)
+    assert leaks(secret_text) == [CANARY_FORMS[1]]
+    assert 'Secret \\"half\\" has no key \\"apiKey\\"' in stored[f"{ROUTES}/{NS}/broken"]
+    assert "ds-eu-west-1" in stored[f"{DEPLOYMENTS}/{NS}/chat-us-east-1"]
+    assert len(caplog.records) > 10
 
 
 async def test_rbac_matches_requests(cluster: kmock.KubernetesEmulator) -> None:
