@@ -30,6 +30,9 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    from modelroute.router.redact import install_log_filter
+
+    install_log_filter()  # no log line of any level may carry a credential
 
 
 def cmd_router(args: argparse.Namespace) -> int:

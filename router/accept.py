@@ -52,6 +52,21 @@ class Call:
     layout: Layout | None = None  # set for a large body that was not parsed whole
 
 
+def json_content_type(value: bytes | None) -> bool:
+    """Whether a request's Content-Type may carry the JSON body (absent counts as yes).
+
+    Anything else is refused: a browser sends ``text/plain`` or form bodies
+    cross-origin without a CORS preflight, so accepting them would let any
+    web page spend money through a router that has no client keys.
+    """
+    if value is None:
+        return True
+    media = value.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
 def accept(api: Api, body: bytes) -> Call:
     """Parse and check a request body; BadRequest says what is wrong, in OpenAI's words."""
     if not body:
@@ -110,7 +125,14 @@ def _checked(api: Api, payload: dict[str, Any], layout: Layout | None) -> Call:
         payload["messages"] is ... or (isinstance(payload["messages"], list) and payload["messages"])
     ):
         raise BadRequest("messages must be a non-empty array", param="messages")
-    stream = payload.get("stream") is True
+    stream = payload.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest(
+            f"Invalid type for 'stream': expected a boolean, but got {type(stream).__name__}.",
+            param="stream",
+            code="invalid_type",
+        )
+    stream = stream is True
     if stream and not api.can_stream:
         raise BadRequest(f"stream is not supported on {api.path}", param="stream")
     options = payload.get("stream_options")

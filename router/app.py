@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from modelroute.router import redact
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.errors import MethodNotAllowed, NotFound, Unauthorized
@@ -104,7 +105,7 @@ class RouterApp:
                 {
                     "provider": endpoint.provider,
                     "region": endpoint.region,
-                    "baseURL": endpoint.base_url,
+                    "baseURL": redact.safe_url(endpoint.base_url),
                     "local": endpoint.local,
                     "state": health.state(now),
                     "ewmaMs": round(health.ewma * 1000, 3),

@@ -11,15 +11,15 @@ import hashlib
 import hmac
 from pathlib import Path
 
-from modelroute.router.credentials import read_secret
+from modelroute.router.credentials import checked_key, read_secret_text
 from modelroute.spec import SecretKeyRef
 
 
 def load_client_keys(ref: SecretKeyRef, secrets_dir: Path) -> tuple[bytes, ...]:
     """Digests of the keys in a Secret: one per line, blank lines and #comments skipped."""
     keys = [
-        line.strip()
-        for line in read_secret(ref, secrets_dir).splitlines()
+        checked_key(line.strip(), f"a client key in secret {ref.name}/{ref.key}")
+        for line in read_secret_text(ref, secrets_dir).splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
     if not keys:

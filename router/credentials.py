@@ -24,15 +24,40 @@ def secret_path(ref: SecretKeyRef, secrets_dir: Path) -> Path:
     return secrets_dir / ref.name / ref.key
 
 
-def read_secret(ref: SecretKeyRef, secrets_dir: Path) -> str:
-    """The text of a mounted Secret key; LookupError if it is not there."""
-    path = secret_path(ref, secrets_dir)
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
+def checked_key(value: str, where: str) -> str:
+    """``value`` if it can go into a header line; LookupError naming ``where`` if not.
+
+    A key with a line break (a Secret made with ``echo`` and a second line)
+    would split every request head sent with it, and an upstream's 400 that
+    quotes the malformed head would show the key to clients. The message
+    never contains the value.
+    """
+    if not value:
+        raise LookupError(f"{where} is empty")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value) or not value.isascii():
         raise LookupError(
-            f"secret {ref.name}/{ref.key} is not readable at {path} ({exc.strerror})"
-        ) from exc
+            f"{where} contains a control character, space or non-ASCII character; "
+            "an API key is one line of printable ASCII"
+        )
+    return value
+
+
+def read_secret_text(ref: SecretKeyRef, secrets_dir: Path) -> str:
+    """The text of a mounted Secret key; LookupError if it is missing or not UTF-8."""
+    path = secret_path(ref, secrets_dir)
+    where = f"secret {ref.name}/{ref.key}"
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise LookupError(f"{where} is not readable at {path} ({exc.strerror})") from exc
+    except UnicodeDecodeError:
+        raise LookupError(f"{where} is not valid UTF-8 text") from None
+
+
+def read_secret(ref: SecretKeyRef, secrets_dir: Path) -> str:
+    """One API key from a mounted Secret; LookupError if it is missing or unusable."""
+    text = read_secret_text(ref, secrets_dir)
+    return checked_key(text.strip(), f"secret {ref.name}/{ref.key}")
 
 
 def resolve_api_key(endpoint: Endpoint, secrets_dir: Path) -> str | None:
@@ -43,5 +68,5 @@ def resolve_api_key(endpoint: Endpoint, secrets_dir: Path) -> str | None:
         value = os.environ.get(endpoint.api_key_env)
         if not value:
             raise LookupError(f"environment variable {endpoint.api_key_env} is not set")
-        return value
+        return checked_key(value.strip(), f"environment variable {endpoint.api_key_env}")
     return None

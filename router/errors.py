@@ -8,6 +8,7 @@ health, and what does the client see?
     ├── BadRequest            400   malformed JSON, missing model/messages/prompt/input
     ├── Unauthorized          401   missing or unknown client API key
     ├── ModelNotFound         404   a model name the route does not serve
+    ├── UnsupportedMediaType  415   a body that is not declared as JSON
     └── (413, 414, 431 are refused by the HTTP server before a handler runs)
 
     AttemptFailed                   one upstream attempt gave no usable answer
@@ -86,6 +87,11 @@ class ModelNotFound(ClientError):
 class NotFound(ClientError):
     status = 404
     code = "unknown_url"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class MethodNotAllowed(ClientError):

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.accept import Api, Call, accept
+from modelroute.router import redact
+from modelroute.router.accept import Api, Call, accept, json_content_type
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.body import Layout, splice, usage_of
 from modelroute.router.cache import ResponseCache, cache_directives, cache_key
@@ -40,6 +42,7 @@ from modelroute.router.errors import (
     RateLimited,
     Retryable,
     Unauthorized,
+    UnsupportedMediaType,
     UpstreamAnswered,
     UpstreamRejected,
     UpstreamReset,
@@ -71,6 +74,7 @@ _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 
 Headers = list[tuple[bytes, bytes]]
+_TAG = re.compile(r"<[^>]*>")  # markup in an upstream's HTML error page
 _COSTLY = frozenset({"timeout", "5xx"})  # failures whose retries spend the retry budget
 
 
@@ -126,6 +130,25 @@ def check_answer(status: int, body: bytes) -> None:
         raise BadUpstreamAnswer(f"upstream answered {status} with a body that is not JSON") from None
     if not isinstance(parsed, dict):
         raise BadUpstreamAnswer(f"upstream answered {status} with JSON that is not an object")
+
+
+def client_error(status: int, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
+    """An upstream error answer as the client gets it (see Proxy._pass_through)."""
+    body = redact.scrub(body)
+    headers = [(name, redact.scrub(value)) for name, value in headers]
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
+        return headers, body
+    text = body.decode("utf-8", "replace")
+    excerpt = " ".join(_TAG.sub(" ", text).split())[:200]
+    message = f"The upstream answered {status}" + (f": {excerpt}" if excerpt else ".")
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    wrapped = error_body(message, kind, code="upstream_error")
+    kept = [(name, value) for name, value in headers if name != b"content-type"]
+    return [JSON, *kept], wrapped
 
 
 def hedge_delay(policy: Hedging, candidate: Candidate) -> float | None:
@@ -245,6 +268,11 @@ class Proxy:
                 bearer_token(request.headers.get(b"authorization")), table.client_keys
             ):
                 raise Unauthorized("Incorrect or missing API key.")
+            if not json_content_type(request.headers.get(b"content-type")):
+                raise UnsupportedMediaType(
+                    "Unsupported content type: the request body must be sent as "
+                    "'Content-Type: application/json'.",
+                )
             call = accept(api, request.body)
             route = table.routes.get(call.model)
             if route is None:
@@ -262,6 +290,9 @@ class Proxy:
         except ClientError as exc:
             code = exc.status
             out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
+        except asyncio.CancelledError:
+            code = 499  # the client went away (nginx's convention), not a server error
+            raise
         finally:
             self.budget.requests -= 1
             elapsed = perf_counter() - request.received_at
@@ -705,9 +736,11 @@ class Proxy:
     def _pass_through(
         self, ex: Exchange, answer: UpstreamRejected | UpstreamAnswered, candidate: Candidate
     ) -> int:
-        ex.out.send(
-            answer.status, to_client(answer.headers) + self._identity(ex, candidate), answer.body
-        )
+        """Relay an upstream's error answer: as it came when it is OpenAI-shaped,
+        else re-worded in OpenAI's shape with the upstream's status and an
+        excerpt of its text; never with one of the router's credentials in it."""
+        headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
+        ex.out.send(answer.status, headers + self._identity(ex, candidate), body)
         return answer.status
 
     def _give_up(self, ex: Exchange, failure: AttemptFailed | None) -> int:

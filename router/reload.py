@@ -48,7 +48,12 @@ class FileWatcher:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            current = signature(self._paths())
-            if current != self._last:
-                self._on_change()
-                self._last = current
+            try:
+                current = signature(self._paths())
+                if current != self._last:
+                    self._last = current
+                    self._on_change()
+            except Exception:
+                # Whatever one change did, the next one must still be applied: a dead
+                # watcher would leave the router on an old config with /readyz green.
+                log.exception("reloading after a file change failed; still watching")

@@ -18,6 +18,7 @@ import logging
 import signal
 from pathlib import Path
 
+from modelroute.router import redact
 from modelroute.router.app import RouterApp
 from modelroute.router.credentials import secret_path
 from modelroute.router.headers import TO_UPSTREAM, TO_UPSTREAM_PREFIXES
@@ -30,6 +31,7 @@ from modelroute.router.table import RoutingTable, build_table
 from modelroute.spec import SpecInvalid, load_route
 
 log = logging.getLogger("modelroute.router")
+_BEARER = b"authorization: Bearer "
 
 
 class RouterServer:
@@ -54,7 +56,13 @@ class RouterServer:
     def load(self) -> RoutingTable:
         """Read, validate and compile the config file; SpecInvalid says why not."""
         route = load_route(self.config_path)
-        return build_table(route, self.region, self.secrets_dir, self.metrics)
+        table = build_table(route, self.region, self.secrets_dir, self.metrics)
+        redact.remember(
+            endpoint.auth_header[len(_BEARER) : -2].decode()
+            for endpoint in table.endpoints
+            if endpoint.auth_header.startswith(_BEARER)
+        )
+        return table
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         table = self.load()

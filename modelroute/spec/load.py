@@ -42,9 +42,13 @@ def parse_route(document: Any) -> ModelRoute:
 def read_route_document(path: str | Path) -> dict[str, Any]:
     """The single ModelRoute document in a YAML file (other kinds are skipped)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise SpecInvalid([SpecError(str(path), f"cannot read file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecInvalid(
+            [SpecError(str(path), f"not valid UTF-8 (byte {exc.start})")]
+        ) from None
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
