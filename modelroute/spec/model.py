@@ -25,7 +25,7 @@ MODEL_NAME = r"^[^\s]+$"
 ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 
-RetryOn = Literal["connect-failure", "timeout", "5xx", "429"]
+RetryOn = Literal["connect-failure", "reset", "timeout", "5xx", "429"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +113,11 @@ class Retries:
         2, doc="Extra attempts after the first one, across all candidates.", minimum=0, maximum=10
     )
     retry_on: tuple[RetryOn, ...] = spec_field(
-        ["connect-failure", "timeout", "5xx", "429"],
-        doc="Failures that move a request to the next candidate.",
-        max_items=4,
+        ["connect-failure", "reset", "timeout", "5xx", "429"],
+        doc="Failures that move a request to the next candidate. `reset` is a connection "
+        "that died after the request was sent: the upstream may have done (and billed) the "
+        "work, so leave it out to never send a request twice.",
+        max_items=5,
     )
     backoff: Backoff = spec_field({}, doc="Backoff between attempts on the same endpoint.")
     budget_percent: int = spec_field(
@@ -138,6 +140,11 @@ class Timeouts:
         "non-streaming answer. Past it the attempt fails over.",
     )
     total: Duration = spec_field("120s", doc="Time for a whole upstream attempt.")
+    stream_idle: Duration = spec_field(
+        "10s",
+        doc="Longest gap between a stream's bytes after its first content before the "
+        "stream is cut with an error event (Envoy's stream_idle_timeout).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +254,21 @@ class Server:
         "60s", doc="After the delay, how long in-flight requests and streams may take to finish."
     )
     access_log: bool = spec_field(False, doc="Log one line per request.")
+    max_connections: int = spec_field(
+        10000,
+        doc="Client connections one router accepts at once; more are answered 503 and closed.",
+        minimum=1,
+    )
+    client_body_timeout: Duration = spec_field(
+        "30s",
+        doc="Longest pause while a request's head or body arrives (nginx's "
+        "client_body_timeout); the request gets 408.",
+    )
+    min_body_rate: ByteSize = spec_field(
+        "1Ki",
+        doc="Bytes per second a request's head and body must average once it has taken "
+        "longer than clientBodyTimeout; slower uploads get 408.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
