@@ -46,6 +46,7 @@ Headers = list[tuple[bytes, bytes]]
 Handler = Callable[["Request", "ResponseWriter"], Awaitable[None]]
 
 MAX_HEADER_BYTES = 64 * 1024
+LINGER = 2.0  # seconds a refused client's further input is drained before closing
 SWEEP_INTERVAL = 1.0  # seconds between sweeps for idle connections and stalled uploads
 MAX_PIPELINED = 32  # requests parsed ahead of the one in service, before reading pauses
 IDLE_TIMEOUT = 75.0  # longer than common client pool expiry, so clients close first
@@ -435,8 +436,7 @@ class HttpServerProtocol(asyncio.Protocol):
             return True
         if self._refusal is not None:
             # A bad request arrived behind the ones just answered: its refusal is next.
-            self.transport.write(self._refusal)
-            self._close()
+            self._answer_and_close(self._refusal)
             return False
         if not request.keep_alive or self._server.draining or self._close_after:
             self._close()
@@ -488,8 +488,26 @@ class HttpServerProtocol(asyncio.Protocol):
         if self._busy or self._queue:
             self._refusal = answer  # answers go out in request order
             return
-        self.transport.write(answer)
-        self.transport.close()
+        self._answer_and_close(answer)
+
+    def _answer_and_close(self, answer: bytes) -> None:
+        """Send a final answer, then close without losing it (a lingering close).
+
+        Closing a socket that still has unread input makes the kernel send a
+        reset, which discards the answer before the client reads it (a 431 for
+        a header still arriving, a 413 for a body in flight). So the write side
+        is shut after the answer and whatever still comes in is read and thrown
+        away (never buffered) until the client closes, at most LINGER seconds.
+        """
+        transport = self.transport
+        if transport is None:
+            return
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._loop.call_later(LINGER, self._close)
+        else:
+            transport.close()
 
     def _refuse_too_large(self) -> None:
         if self._refused:
