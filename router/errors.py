@@ -24,6 +24,8 @@ health, and what does the client see?
     │   │                             a malformed stream event  (retry on "5xx")
     │   ├── UpstreamTimeout           connect / first token / total  (retry on "timeout")
     │   ├── UpstreamServerError       5xx answer  (retry on "5xx")
+    │   ├── UpstreamAuthFailed        401/403 for the router's key: always fails over,
+    │   │                             ejects the endpoint at once
     │   ├── RateLimited               429, with the Retry-After it asked  (retry on "429")
     │   ├── StreamFailedEarly         error event in a 200 stream before any content
     │   └── StreamFailedLate          error event after content: the client already has
@@ -103,6 +105,16 @@ class AttemptFailed(Exception):
     """One upstream attempt produced no answer the client should get."""
 
     reason = "error"  # the retry_on word this failure answers to, and a metric label
+    router_fault = False  # the router's own setup failed (its key): always fail over
+
+    def __init__(self, message: str = "", *, public: str | None = None) -> None:
+        super().__init__(message)
+        self._public = public
+
+    @property
+    def public(self) -> str:
+        """What a client may read of this failure: no upstream address, no errno."""
+        return self._public if self._public is not None else str(self)
 
 
 class Retryable(AttemptFailed):
@@ -146,6 +158,18 @@ class UpstreamAnswered(Retryable):
 
 class UpstreamServerError(UpstreamAnswered):
     reason = "5xx"
+
+
+class UpstreamAuthFailed(UpstreamAnswered):
+    """A 401/403 for the router's own provider key: that endpoint's failure, not the client's.
+
+    The upstream did no work, so moving on is free whatever ``retryOn`` says,
+    and the endpoint leaves rotation at once (a rotated or revoked key does
+    not heal by retrying); the client never hears that "its" key is wrong.
+    """
+
+    reason = "auth"
+    router_fault = True
 
 
 class RateLimited(UpstreamAnswered):

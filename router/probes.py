@@ -4,8 +4,12 @@
 keyed by (provider, region, URL), so a reload that keeps an endpoint keeps its
 ejection history and latency estimate. For each endpoint it runs a probe loop:
 a cheap ``GET <baseURL><healthCheck.path>`` (``/models`` by default), never a
-paid completion. Loops start at a random offset within the interval and jitter
-every wait by ±10 %, so many router pods do not probe an upstream in lockstep.
+paid completion, every ``interval`` — and every ``unhealthyInterval`` while the
+endpoint is out of service (ejected, degraded or failing its probes), so a
+passing probe can end its ejection within about a second of its recovery
+(see :mod:`.health`). Loops start at a random offset within the interval and
+jitter every wait by ±10 %, so many router pods do not probe an upstream in
+lockstep.
 
 A probe passes when the upstream answers with a status below 500 (a 401 or
 404 still proves it is up and reachable); connection failures, timeouts and
@@ -21,7 +25,7 @@ import random
 import time
 from collections.abc import Callable
 
-from modelroute.router.health import EndpointHealth
+from modelroute.router.health import EndpointHealth, unhealthy_interval
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.metrics import Metrics
 from modelroute.router.table import Endpoint, RoutingTable
@@ -98,7 +102,6 @@ class HealthMonitor:
                 await task
 
     async def _probe_loop(self, endpoint: Endpoint, check: HealthCheck) -> None:
-        await asyncio.sleep(self._rng.uniform(0, check.interval))
         head = (
             b"GET %s%s HTTP/1.1\r\nhost: %s\r\n%saccept: application/json\r\n"
             b"user-agent: modelroute-health\r\ncontent-length: 0\r\n\r\n"
@@ -109,10 +112,24 @@ class HealthMonitor:
                 endpoint.auth_header,
             )
         )
+        health = endpoint.health
+        fast = unhealthy_interval(check)
+        last = time.monotonic()
+        due = last + self._rng.uniform(0, check.interval)
         while True:
+            # The next probe after `interval`, or after `unhealthyInterval` while the
+            # endpoint is out of service (it may go out at any moment: look every `fast`).
+            soon = last + fast * self._rng.uniform(0.9, 1.1)
+            while True:
+                now = time.monotonic()
+                until = min(soon, due) if health.out_of_service(now) else due
+                if now >= until:
+                    break
+                await asyncio.sleep(min(until, now + fast) - now)
             ok = await probe(self._client, endpoint, head, check.timeout)
-            endpoint.health.probed(ok, check.healthy_threshold, check.unhealthy_threshold)
-            await asyncio.sleep(check.interval * self._rng.uniform(0.9, 1.1))
+            last = time.monotonic()
+            health.probed(last, ok, check)
+            due = last + check.interval * self._rng.uniform(0.9, 1.1)
 
 
 async def probe(client: UpstreamClient, endpoint: Endpoint, head: bytes, timeout: float) -> bool:
@@ -139,6 +156,7 @@ async def probe(client: UpstreamClient, endpoint: Endpoint, head: bytes, timeout
 
 def _healthy_now(state: EndpointHealth) -> Callable[[], float]:
     def value() -> float:
-        return 1.0 if state.usable(time.monotonic()) else 0.0
+        now = time.monotonic()
+        return 1.0 if state.usable(now) and state.state(now) != "degraded" else 0.0
 
     return value

@@ -21,7 +21,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from time import monotonic, perf_counter
@@ -44,6 +44,7 @@ from modelroute.router.errors import (
     Unauthorized,
     UnsupportedMediaType,
     UpstreamAnswered,
+    UpstreamAuthFailed,
     UpstreamRejected,
     UpstreamReset,
     UpstreamServerError,
@@ -51,11 +52,17 @@ from modelroute.router.errors import (
     error_body,
 )
 from modelroute.router.headers import header, to_client
-from modelroute.router.health import Admission, may_eject
+from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import OTHER, Metrics
-from modelroute.router.plan import Candidate, panic_candidate, plan
+from modelroute.router.plan import (
+    Candidate,
+    CandidateQueue,
+    panic_candidate,
+    plan,
+    same_target_wait,
+)
 from modelroute.router.stream import (
     StreamState,
     Usage,
@@ -64,10 +71,11 @@ from modelroute.router.stream import (
     relay_block,
     stream_end_failure,
 )
-from modelroute.router.table import Route, RoutingTable, Target
+from modelroute.router.table import Endpoint, Route, RoutingTable, Target
 from modelroute.spec.model import Hedging
 
 log = logging.getLogger("modelroute.access")
+health_log = logging.getLogger("modelroute.health")
 
 JSON = (b"content-type", b"application/json")
 _ID_PREFIX = os.urandom(6).hex().encode()
@@ -75,7 +83,9 @@ _ids = itertools.count(1)
 
 Headers = list[tuple[bytes, bytes]]
 _TAG = re.compile(r"<[^>]*>")  # markup in an upstream's HTML error page
-_COSTLY = frozenset({"timeout", "5xx"})  # failures whose retries spend the retry budget
+# Failures after which the upstream did (or may have done) the work: trying the same
+# endpoint again spends the retry budget.
+_COSTLY = frozenset({"timeout", "reset", "5xx"})
 
 
 def new_request_id() -> bytes:
@@ -110,6 +120,8 @@ def classify(status: int, headers: Headers, body: bytes) -> AttemptFailed:
         return BadUpstreamAnswer(f"upstream answered {status}, not an API answer")
     if status == 429:
         return RateLimited(status, headers, body, parse_retry_after(headers))
+    if status in (401, 403):
+        return UpstreamAuthFailed(status, headers, body)
     if status >= 500:
         return UpstreamServerError(status, headers, body)
     return UpstreamRejected(status, headers, body)
@@ -357,71 +369,112 @@ class Proxy:
         retries = resilience.retries
         max_attempts = 1 + retries.attempts
         failure: AttemptFailed | None = None
-        while ex.attempts < max_attempts:
-            candidates = plan(ex.route, monotonic(), self._rng)
-            panic = False
-            if not candidates:
-                fallback = panic_candidate(ex.route) if ex.attempts == 0 else None
-                if fallback is None:
-                    break
-                candidates, panic = [fallback], True
-            progressed = False
-            queue = iter(candidates)
-            for candidate in queue:
-                if ex.attempts >= max_attempts:
-                    break
-                health = candidate.endpoint.health
-                if panic:
-                    admission = health.force_admit()
-                    self._metrics.panics.inc()
-                else:
-                    admission = health.admit(monotonic())
+        failed: dict[Endpoint, str] = {}  # endpoints that failed this request, and how
+        tries = [0] * len(ex.route.targets)  # attempts per target of the chain
+        attempt_log: list[str] = []  # for our own 503: who was tried, and what each got
+        quick: Candidate | None = None  # a failed target's one more attempt, next in line
+        quick_wait = 0.0
+        reserved: EndpointHealth | None = None  # the trial slot the quick retry waits for
+        try:
+            while ex.attempts < max_attempts:
+                candidates = plan(ex.route, monotonic(), self._rng)
+                panic = False
+                if not candidates:
+                    fallback = panic_candidate(ex.route) if ex.attempts == 0 else None
+                    if fallback is None:
+                        break
+                    candidates, panic = [fallback], True
+                progressed = False
+                queue = CandidateQueue(candidates)
+                for candidate in queue:
+                    if ex.attempts >= max_attempts:
+                        break
+                    health = candidate.endpoint.health
+                    if candidate is quick:
+                        quick = None
+                        await self._backoff(ex, quick_wait)
+                        if reserved is health:
+                            reserved = None
+                            admission = health.take_trial(monotonic())
+                        else:
+                            admission = health.admit(monotonic())
+                    elif panic:
+                        admission = health.force_admit(monotonic())
+                        self._metrics.panics.inc()
+                    else:
+                        if ex.last is not None and candidate.endpoint is ex.last.endpoint:
+                            await self._backoff(ex)  # the endpoint that just failed, again
+                        admission = health.admit(monotonic())
                     if not admission:
                         continue
-                retry = ex.attempts > 0
-                # Only retries after a timeout or a 5xx spend the budget: those upstreams
-                # did (or may have done) the work, so retrying multiplies load. After a
-                # refused connection or a 429 nothing was done, and moving on is free.
-                budgeted = retry and failure is not None and failure.reason in _COSTLY
-                if budgeted and not self.budget.allows(
-                    retries.budget_percent, retries.min_retry_concurrency
-                ):
-                    health.done(admission)
-                    self._metrics.retries_refused.inc()
-                    return self._give_up(ex, failure)
-                progressed = True
-                try:
-                    if budgeted:
-                        self.budget.retries += 1
-                    if retry and ex.last is not None and candidate.endpoint is ex.last.endpoint:
-                        await self._backoff(ex)
-                    self._count_attempt(ex, candidate)
-                    if ex.call.stream:
-                        return await self._stream(ex, candidate, admission)
-                    if resilience.hedging.enabled:
-                        status, headers, answer, winner = await self._hedged(
-                            ex, candidate, admission, queue
-                        )
-                    else:
-                        status, headers, answer = await self._attempt(ex, candidate, admission)
-                        winner = candidate
-                except Retryable as exc:
-                    failure = exc
-                    if exc.reason in retries.retry_on:
+                    # The budget limits retries, not failover: only an attempt on an endpoint
+                    # that already failed this request with a timeout, a reset or a 5xx (it
+                    # did, or may have done, the work) spends it. A candidate this request
+                    # has not tried is never refused; a refused retry moves on to the next.
+                    budgeted = failed.get(candidate.endpoint) in _COSTLY
+                    if budgeted and not self.budget.allows(
+                        retries.budget_percent, retries.min_retry_concurrency
+                    ):
+                        health.done(admission)
+                        self._metrics.retries_refused.inc()
+                        attempt_log.append(f"{_who(candidate)}=not retried (retry budget)")
                         continue
-                    if isinstance(exc, UpstreamAnswered):  # not retried by policy: pass it on
+                    progressed = True
+                    try:
+                        if budgeted:
+                            self.budget.retries += 1
+                        self._count_attempt(ex, candidate)
+                        tries[candidate.index] += 1
+                        if ex.call.stream:
+                            return await self._stream(ex, candidate, admission)
+                        if resilience.hedging.enabled:
+                            status, headers, answer, winner = await self._hedged(
+                                ex, candidate, admission, queue
+                            )
+                        else:
+                            status, headers, answer = await self._attempt(ex, candidate, admission)
+                            winner = candidate
+                    except Retryable as exc:
+                        failure = exc
+                        failed[candidate.endpoint] = exc.reason
+                        attempt_log.append(_attempt_entry(candidate, exc, panic))
+                        if exc.reason not in retries.retry_on and not exc.router_fault:
+                            if isinstance(exc, UpstreamAnswered):  # not retried: pass it on
+                                return self._pass_through(ex, exc, ex.last or candidate)
+                            return self._give_up(ex, failure, attempt_log)
+                        # Same target or next target, on purpose: before the chain leaves
+                        # a target after its first failure, a transient one gets one more
+                        # quick attempt (its next endpoint is simply next in the plan).
+                        nxt = queue.peek()
+                        if (
+                            tries[candidate.index] == 1
+                            and ex.attempts < max_attempts
+                            and (nxt is None or nxt.index != candidate.index)
+                        ):
+                            wait = same_target_wait(
+                                exc, health, monotonic(), retries.same_target_wait
+                            )
+                            if wait is not None and (
+                                not isinstance(exc, RateLimited) or health.reserve_trial()
+                            ):
+                                if isinstance(exc, RateLimited):
+                                    reserved = health
+                                quick, quick_wait = candidate, wait
+                                queue.push(candidate)
+                        continue
+                    except UpstreamRejected as exc:
                         return self._pass_through(ex, exc, ex.last or candidate)
-                    return self._give_up(ex, failure)
-                except UpstreamRejected as exc:
-                    return self._pass_through(ex, exc, ex.last or candidate)
-                finally:
-                    if budgeted:
-                        self.budget.retries -= 1
-                self._respond(ex, winner, status, headers, answer)
-                return status
-            if not progressed or panic:
-                break
-        return self._give_up(ex, failure)
+                    finally:
+                        if budgeted:
+                            self.budget.retries -= 1
+                    self._respond(ex, winner, status, headers, answer)
+                    return status
+                if not progressed or panic:
+                    break
+            return self._give_up(ex, failure, attempt_log)
+        finally:
+            if reserved is not None:
+                reserved.release_trial()
 
     def _count_attempt(self, ex: Exchange, candidate: Candidate, hedge: bool = False) -> None:
         if ex.last is not None:
@@ -432,10 +485,14 @@ class Proxy:
         ex.last = candidate
         ex.attempts += 1
 
-    async def _backoff(self, ex: Exchange) -> None:
+    async def _backoff(self, ex: Exchange, at_least: float = 0.0) -> None:
+        """Before trying an endpoint again: a jittered exponential backoff, or longer
+        if it may not be tried sooner (a cooldown that ends in ``at_least`` seconds)."""
         backoff = ex.table.spec.resilience.retries.backoff
         ceiling = min(backoff.max, backoff.base * 2 ** max(0, ex.attempts - 1))
-        await asyncio.sleep(ceiling * self._rng.uniform(0.5, 1.0))
+        jittered = ceiling * self._rng.uniform(0.5, 1.0)
+        # (a cooldown's end is waited for a little past it: the loop's clock may run early)
+        await asyncio.sleep(max(jittered, at_least + 0.005 if at_least > 0 else 0.0))
 
     # --- one attempt ------------------------------------------------------------------
 
@@ -446,12 +503,29 @@ class Proxy:
         resilience = ex.table.spec.resilience
         now = monotonic()
         endpoint.outcome(exc.reason).inc()
+        health_log.debug(
+            "attempt failed provider=%s region=%s reason=%s: %s",
+            endpoint.provider,
+            endpoint.region,
+            exc.reason,
+            exc,
+        )
         if isinstance(exc, RateLimited):
             endpoint.health.rate_limited(now, exc.retry_after, resilience.rate_limit, admission)
         elif isinstance(exc, Retryable):
             outlier = resilience.outlier_detection
             pool_may_lose_one = may_eject(endpoint.pool, now, outlier.max_ejection_percent)
-            if endpoint.health.failed(now, exc.reason, outlier, pool_may_lose_one, admission):
+            at_once = exc.router_fault
+            if at_once:
+                health_log.warning(
+                    "upstream refused the router's key provider=%s region=%s status=%d",
+                    endpoint.provider,
+                    endpoint.region,
+                    getattr(exc, "status", 0),
+                )
+            if endpoint.health.failed(
+                now, exc.reason, outlier, pool_may_lose_one, admission, at_once=at_once
+            ):
                 self._metrics.ejections.labels(endpoint.provider, endpoint.region).inc()
         else:
             endpoint.health.answered()
@@ -595,6 +669,7 @@ class Proxy:
                     self._respond(ex, candidate, response.status, response.headers, answer)
                     state.status = response.status
                     return None, state, started
+                state.close_delimited = response.close_delimited
                 await open_stream(response, state)
                 if state.ended and not (state.done or state.finished):
                     # Nothing was sent to the client yet: a cut stream fails over.
@@ -680,13 +755,21 @@ class Proxy:
             if out.write_paused:
                 response.pause_reading()
 
+        held = state.take_complete()  # events that came with the first content one
+        if held:
+            await out.write(relay_block(held, state))
+            if state.broken is not None:
+                raise BadUpstreamAnswer(state.broken)
         out.on_resume(response.resume_reading)
         try:
             await response.pipe(sink)
         finally:
             out.on_resume(None)
         if state.pending:
-            rest = bytes(state.pending)
+            # The upstream ended inside an event: judged (and relayed) as if it were
+            # terminated, so a cut JSON payload is caught and nothing half-written
+            # runs into the error event that may follow.
+            rest = bytes(state.pending) + b"\n\n"
             state.pending.clear()
             await out.write(relay_block(rest, state))
 
@@ -743,7 +826,11 @@ class Proxy:
         ex.out.send(answer.status, headers + self._identity(ex, candidate), body)
         return answer.status
 
-    def _give_up(self, ex: Exchange, failure: AttemptFailed | None) -> int:
+    def _give_up(
+        self, ex: Exchange, failure: AttemptFailed | None, attempt_log: Sequence[str] = ()
+    ) -> int:
+        """Our own 503: ``Retry-After`` (when the first endpoint is due back) and, in
+        ``x-modelroute-attempt-log``, each candidate tried and what it got."""
         now = monotonic()
         soonest = min(
             (e.health.available_at(now) for t in ex.route.targets for e in t.endpoints),
@@ -751,11 +838,12 @@ class Proxy:
         )
         retry_after = max(1, math.ceil(soonest - now))
         detail = (
-            str(failure) if failure is not None else "every endpoint is ejected or cooling down"
+            failure.public if failure is not None else "every endpoint is ejected or cooling down"
         )
+        tried = f" (tried: {', '.join(attempt_log)})" if attempt_log else ""
         body = error_body(
             f"No upstream could answer for model `{ex.route.name}` after {ex.attempts} "
-            f"attempt(s): {detail}.",
+            f"attempt(s): {detail}{tried}.",
             "server_error",
             code="upstream_unavailable",
         )
@@ -765,5 +853,27 @@ class Proxy:
             (b"x-modelroute-attempts", b"%d" % ex.attempts),
             (b"x-request-id", ex.request_id),
         ]
+        if attempt_log:
+            log_value = ", ".join(attempt_log).encode("ascii", "backslashreplace")
+            headers.append((b"x-modelroute-attempt-log", log_value))
         ex.out.send(503, headers, body)
         return 503
+
+
+def _who(candidate: Candidate) -> str:
+    """provider/region/model: names from the spec, never an upstream's host or key."""
+    endpoint = candidate.endpoint
+    return f"{endpoint.provider}/{endpoint.region}/{candidate.target.model}"
+
+
+def _attempt_entry(candidate: Candidate, failure: AttemptFailed, panic: bool) -> str:
+    """One entry of ``x-modelroute-attempt-log``: who, and the failure it got."""
+    if isinstance(failure, RateLimited) and failure.retry_after is not None:
+        what = f"429 retry-after {failure.retry_after:g}s"
+    elif isinstance(failure, UpstreamAnswered):
+        what = str(failure.status)
+    elif isinstance(failure, BadUpstreamAnswer):
+        what = "bad answer"
+    else:
+        what = failure.reason
+    return f"{_who(candidate)}={what}{' (panic)' if panic else ''}"

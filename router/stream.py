@@ -70,6 +70,7 @@ class StreamState:
     finished: bool = False  # a choice's finish_reason seen
     upstream_error: str | None = None  # an error event the upstream sent after content
     broken: str | None = None  # why the relay must stop (a malformed event)
+    close_delimited: bool = False  # the upstream's body ends only when it closes
 
     def feed(self, data: bytes) -> bytes:
         """Add received bytes; the complete events so far (ending on a boundary), or b"".
@@ -98,6 +99,13 @@ class StreamState:
         pending.clear()
         pending += data[cut:]
         self._check_size()
+        return block
+
+    def take_complete(self) -> bytes:
+        """The complete events already pending (held back at the commit point)."""
+        cut = last_boundary(bytes(self.pending))
+        block = bytes(self.pending[:cut])
+        del self.pending[:cut]
         return block
 
     def _check_size(self) -> None:
@@ -282,6 +290,9 @@ def stream_end_failure(state: StreamState) -> AttemptFailed | None:
         return BadUpstreamAnswer(state.broken)
     if state.upstream_error is not None:
         return StreamFailedLate(state.upstream_error)
-    if not state.done and not state.finished:
+    if not state.done and (state.close_delimited or not state.finished):
+        # A close-delimited stream has no framing to end it, so only ``[DONE]`` proves
+        # that its close was the end and not a cut (with n > 1 a finish_reason of one
+        # choice says nothing of the others).
         return UpstreamReset("upstream stream ended before it finished")
     return None

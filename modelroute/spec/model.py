@@ -122,12 +122,23 @@ class Retries:
     backoff: Backoff = spec_field({}, doc="Backoff between attempts on the same endpoint.")
     budget_percent: int = spec_field(
         20,
-        doc="Retries in flight may be at most this share of requests in flight (retry budget).",
+        doc="Retry budget: attempts in flight on an endpoint that already failed the same "
+        "request (after a timeout, reset or 5xx) may be at most this share of requests in "
+        "flight. Moving on to a candidate the request has not tried is never limited.",
         minimum=0,
         maximum=100,
     )
     min_retry_concurrency: int = spec_field(
         3, doc="Retries in flight always allowed, whatever the budget says.", minimum=0
+    )
+    same_target_wait: Duration = spec_field(
+        "2s",
+        doc="After a transient failure (a 5xx, or a 429 whose Retry-After is at most this), "
+        "the target that failed gets one more attempt before the request falls to the next "
+        "target of the chain: its next endpoint, or the same endpoint once its backoff or "
+        "Retry-After has passed, if that is no longer than this. A target known to be down "
+        "(ejected, degraded, timed out, refusing connections, a longer Retry-After) is left "
+        "at once. 0s moves to the next target at once.",
     )
 
 
@@ -180,6 +191,12 @@ class HealthCheck:
         pattern=r"^/",
     )
     interval: Duration = spec_field("10s", doc="Time between probes of one endpoint.")
+    unhealthy_interval: Duration = spec_field(
+        "1s",
+        doc="Time between probes of an endpoint that is out of service (ejected, degraded or "
+        "failing its probes; never longer than interval). A passing probe ends an ejection "
+        "into half-open: one trial request, then full traffic.",
+    )
     timeout: Duration = spec_field("2s", doc="Time a probe may take.")
     unhealthy_threshold: int = spec_field(
         3, doc="Failed probes that mark an endpoint unhealthy.", minimum=1

@@ -522,9 +522,17 @@ class UpstreamClient:
                 )
         except TimeoutError:
             # Envoy's vocabulary: a connect timeout is a connect failure.
-            raise ConnectFailed(f"connect to {origin.host}:{origin.port} timed out") from None
+            raise ConnectFailed(
+                f"connect to {origin.host}:{origin.port} timed out",
+                public="connecting to the upstream timed out",
+            ) from None
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectFailed(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
+            public = "could not connect to the upstream"
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                public += " (its TLS certificate failed verification: CERTIFICATE_VERIFY_FAILED)"
+            raise ConnectFailed(
+                f"cannot connect to {origin.host}:{origin.port}: {exc}", public=public
+            ) from exc
         return conn
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
@@ -576,7 +584,10 @@ class UpstreamClient:
         conn._reset()
         transport = conn.transport
         if transport is None:  # closed between connect and now: nothing was sent
-            raise ConnectFailed(f"connection to {origin.host}:{origin.port} closed at once")
+            raise ConnectFailed(
+                f"connection to {origin.host}:{origin.port} closed at once",
+                public="the upstream closed the connection at once",
+            )
         if deadline is not None:
             conn.set_deadline(deadline)
         if len(body) < 65536:

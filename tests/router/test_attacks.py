@@ -24,6 +24,7 @@ from tests.router.scripted import (
     ScriptedUpstream,
     chat_json,
     delta,
+    free_port,
     response,
     route,
     router_process,
@@ -56,16 +57,21 @@ async def started(script: Any) -> ScriptedUpstream:
 
 async def test_1_an_answer_of_several_mib_completes(tmp_path: Path) -> None:
     big = orjson.dumps(
-        {"object": "list", "data": [{"embedding": [0.123456] * 1536, "index": i} for i in range(120)]}
+        {
+            "object": "list",
+            "data": [{"embedding": [0.123456] * 1536, "index": i} for i in range(120)],
+        }
     )
     assert len(big) > 1024 * 1024
     upstream = await started(lambda n, req: Reply(response(200, big)))
-    async with router_process(route(upstream), tmp_path) as router, aiohttp.ClientSession() as http:
-        async with http.post(
-            f"{router.base}/v1/embeddings", json={"model": "chat", "input": ["x"] * 120}
-        ) as resp:
-            assert resp.status == 200
-            assert await resp.read() == big
+    embed = {"model": "chat", "input": ["x"] * 120}
+    async with (
+        router_process(route(upstream), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+        http.post(f"{router.base}/v1/embeddings", json=embed) as resp,
+    ):
+        assert resp.status == 200
+        assert await resp.read() == big
     assert len(upstream.requests) == 1
 
 
@@ -141,7 +147,10 @@ async def test_4_an_unknown_coding_fails_over_instead_of_relaying_bytes(tmp_path
         lambda n, req: Reply(response(200, b"\x1b\x03\x00\xf8", headers={"Content-Encoding": "br"}))
     )
     good = await started(lambda n, req: Reply(response(200, chat_json("plain"))))
-    async with router_process(route(brotli, good), tmp_path) as router, aiohttp.ClientSession() as http:
+    async with (
+        router_process(route(brotli, good), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+    ):
         status, headers, body = await post(http, router.base)
     assert status == 200 and orjson.loads(body)["choices"][0]["message"]["content"] == "plain"
     assert headers["x-modelroute-provider"] == "p1"
@@ -154,8 +163,11 @@ async def test_5_reset_inside_a_close_delimited_body_fails_over(tmp_path: Path) 
     cut = response(200, chat_json("truncated"), framing="close", version="HTTP/1.0")
     broken = await started(lambda n, req: Reply(cut[: len(cut) - 20], then="reset"))
     good = await started(lambda n, req: Reply(response(200, chat_json("whole"))))
-    async with router_process(route(broken, good), tmp_path) as router, aiohttp.ClientSession() as http:
-        status, headers, body = await post(http, router.base)
+    async with (
+        router_process(route(broken, good), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+    ):
+        status, _headers, body = await post(http, router.base)
     assert status == 200
     assert orjson.loads(body)["choices"][0]["message"]["content"] == "whole"
 
@@ -197,7 +209,7 @@ async def test_6_a_request_the_upstream_read_is_not_replayed_silently(tmp_path: 
     doc = route(upstream, resilience={"retries": {"retryOn": ["connect-failure", "5xx"]}})
     async with router_process(doc, tmp_path) as router, aiohttp.ClientSession() as http:
         assert (await post(http, router.base))[0] == 200
-        status, headers, body = await post(http, router.base)
+        status, _headers, body = await post(http, router.base)
     assert status >= 500
     assert len(upstream.requests) == 2, "the request was sent again after the upstream read it"
     assert b"127.0.0.1" not in body  # no upstream address in what the client sees
@@ -253,7 +265,10 @@ async def test_8_an_upstream_error_echoing_the_key_is_scrubbed(tmp_path: Path) -
     upstream = await started(script)
     (tmp_path / "secrets" / "k").mkdir(parents=True)
     (tmp_path / "secrets" / "k" / "key").write_text("sk-canary-7a7a7a7a\n")
-    async with router_process(keyed_route(upstream), tmp_path) as router, aiohttp.ClientSession() as http:
+    async with (
+        router_process(keyed_route(upstream), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+    ):
         status, headers, body = await post(http, router.base)
     assert status == 400
     assert b"sk-canary" not in body and "sk-canary" not in str(headers)
@@ -312,7 +327,10 @@ async def test_11_error_events_after_content_eject_the_endpoint(tmp_path: Path) 
     head = response(200, b"", headers={"Content-Type": "text/event-stream"}, framing="close")
     bad = await started(lambda n, req: Reply(head + sse(delta("Hi"), error), then="close"))
     good = await started(lambda n, req: Reply(response(200, chat_json("fine"))))
-    async with router_process(route(bad, good), tmp_path) as router, aiohttp.ClientSession() as http:
+    async with (
+        router_process(route(bad, good), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+    ):
         for _ in range(5):  # consecutiveErrors: 5
             status, _, body = await post(http, router.base, {**CHAT, "stream": True})
             assert status == 200 and b"overloaded" in body
@@ -348,7 +366,9 @@ async def test_12_bodies_not_declared_as_json_get_415(tmp_path: Path) -> None:
 async def test_12_http10_clients_get_no_chunks_and_no_keep_alive(tmp_path: Path) -> None:
     stream = sse(delta("one"), delta(" two", "stop"), "[DONE]")
     head = {"Content-Type": "text/event-stream"}
-    upstream = await started(lambda n, req: Reply(response(200, stream, headers=head, framing="chunked")))
+    upstream = await started(
+        lambda n, req: Reply(response(200, stream, headers=head, framing="chunked"))
+    )
     async with router_process(route(upstream), tmp_path) as router:
         body = orjson.dumps({**CHAT, "stream": True})
         async with connect(router.port) as (reader, writer):
@@ -367,13 +387,13 @@ async def test_12_http10_clients_get_no_chunks_and_no_keep_alive(tmp_path: Path)
 
 async def test_12_absolute_form_targets_are_served(tmp_path: Path) -> None:
     upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
-    async with router_process(route(upstream), tmp_path) as router:
-        async with connect(router.port) as (reader, writer):
-            raw = request_bytes(
-                f"http://127.0.0.1:{router.port}/v1/chat/completions", orjson.dumps(CHAT)
-            )
-            writer.write(raw)
-            assert (await read_response(reader)).status == 200
+    async with (
+        router_process(route(upstream), tmp_path) as router,
+        connect(router.port) as (reader, writer),
+    ):
+        target = f"http://127.0.0.1:{router.port}/v1/chat/completions"
+        writer.write(request_bytes(target, orjson.dumps(CHAT)))
+        assert (await read_response(reader)).status == 200
 
 
 async def test_12_upstream_cannot_inject_router_headers_or_pass_junk_as_success(
@@ -381,7 +401,9 @@ async def test_12_upstream_cannot_inject_router_headers_or_pass_junk_as_success(
 ) -> None:
     def script(n: int, request: bytes) -> Reply:
         if n % 3 == 0:  # a 200 that is not JSON
-            return Reply(response(200, b"<html>portal</html>", headers={"Content-Type": "text/html"}))
+            return Reply(
+                response(200, b"<html>portal</html>", headers={"Content-Type": "text/html"})
+            )
         if n % 3 == 1:  # a redirect
             return Reply(response(301, b"", headers={"Location": "http://evil.example/"}))
         return Reply(response(200, chat_json("real"), headers={"X-Modelroute-Provider": "fake"}))
@@ -432,8 +454,56 @@ async def test_12_html_error_pages_reach_the_client_in_openai_shape(tmp_path: Pa
 async def test_12_status_shows_no_userinfo_or_query(tmp_path: Path) -> None:
     upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
     url = f"http://user:sk-pass-9999@127.0.0.1:{upstream.port}/v1?api-version=2024&key=sk-q"
-    async with router_process(route(url), tmp_path) as router, aiohttp.ClientSession() as http:
-        async with http.get(f"{router.base}/status") as resp:
-            text = await resp.text()
+    async with (
+        router_process(route(url), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+        http.get(f"{router.base}/status") as resp,
+    ):
+        text = await resp.text()
     assert f"http://127.0.0.1:{upstream.port}/v1" in text
     assert "sk-pass" not in text and "sk-q" not in text and "user" not in text
+
+
+# --- 7. the router's own key refused: fail over, eject, never blame the client ---------
+
+
+async def test_7_a_401_for_the_routers_key_fails_over_and_ejects(tmp_path: Path) -> None:
+    denied = (
+        b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
+    )
+    revoked = await started(lambda n, req: Reply(response(401, denied)))
+    good = await started(lambda n, req: Reply(response(200, chat_json("fine"))))
+    async with (
+        router_process(route(revoked, good), tmp_path) as router,
+        aiohttp.ClientSession() as http,
+    ):
+        for _ in range(3):
+            status, headers, _ = await post(http, router.base)
+            assert status == 200 and headers["x-modelroute-provider"] == "p1"
+        async with http.get(f"{router.base}/status") as resp:
+            states = {e["provider"]: e for e in (await resp.json())["endpoints"]}
+        async with http.get(f"{router.base}/metrics") as resp:
+            metrics = await resp.text()
+    assert states["p0"]["state"] == "ejected" and states["p0"]["lastFailure"] == "auth"
+    assert len(revoked.requests) == 1  # out of rotation after the first refusal
+    assert 'outcome="auth"' in metrics
+    assert "refused the router's key provider=p0" in router.output()
+
+
+async def test_7_with_no_other_candidate_the_client_gets_503_not_401(tmp_path: Path) -> None:
+    revoked = await started(lambda n, req: Reply(response(403, b'{"error": "forbidden"}')))
+    async with router_process(route(revoked), tmp_path) as router, aiohttp.ClientSession() as http:
+        status, headers, body = await post(http, router.base)
+    assert status == 503 and "retry-after" in {k.lower() for k in headers}
+    assert orjson.loads(body)["error"]["code"] == "upstream_unavailable"
+
+
+async def test_12_our_503_names_no_upstream_address_or_errno(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    async with router_process(route(closed), tmp_path) as router, aiohttp.ClientSession() as http:
+        status, headers, body = await post(http, router.base)
+    assert status == 503
+    text = body.decode() + str(headers)
+    assert "127.0.0.1" not in text and "Errno" not in text and "refused" not in text
+    assert "could not connect to the upstream" in text
+    assert headers["x-modelroute-attempt-log"].startswith("p0/local/m=connect-failure")

@@ -374,13 +374,14 @@ async def test_reload_applies_a_new_body_limit(
     doc = route({"deepseek": [("us-east-1", sim)]})
     router = await make_router(doc)
     body = big_chat_body()
-    async with http.post(f"{router.url}/chat/completions", data=body) as resp:
+    json = {"content-type": "application/json"}
+    async with http.post(f"{router.url}/chat/completions", data=body, headers=json) as resp:
         assert resp.status == 200
     replace_config(
         router.config_path, {**doc, "spec": {**doc["spec"], "server": {"maxRequestBody": "1Ki"}}}
     )
     await eventually(lambda: reloads(router, "ok") == 1)
-    async with http.post(f"{router.url}/chat/completions", data=body) as resp:
+    async with http.post(f"{router.url}/chat/completions", data=body, headers=json) as resp:
         assert resp.status == 413
 
 

@@ -616,7 +616,7 @@ async def test_stream_cuts_eject_with_consecutive_errors_1(
     ("behaviour", "outcome"),
     [
         ({"stream_error_before_content": True}, "5xx"),  # data: {"error": ...} inside a 200
-        ({"die_after_tokens": 0, "token_delay_ms": 10}, "connect-failure"),  # cut after role
+        ({"die_after_tokens": 0, "token_delay_ms": 10}, "reset"),  # cut after role
     ],
     ids=["error-event", "cut-before-content"],
 )
@@ -775,6 +775,211 @@ async def test_model_fallback_when_the_first_target_fails_everywhere(
     )
 
 
+# --- same target or next target ----------------------------------------------------------
+
+
+class FlakyUpstream:
+    """An upstream that fails its first ``failures`` chat requests with ``status`` (and a
+    ``Retry-After`` when given), then answers; the simulator fails at random, not in order."""
+
+    def __init__(self, failures: int, status: int = 500, retry_after: int | None = None) -> None:
+        self.failures = failures
+        self.status = status
+        self.retry_after = retry_after
+        self.requests = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> FlakyUpstream:
+        async def chat(request: web.Request) -> web.Response:
+            self.requests += 1
+            body = await request.json()
+            if self.requests <= self.failures:
+                headers = {} if self.retry_after is None else {"retry-after": str(self.retry_after)}
+                error = {"message": "flaky", "type": "server_error", "param": None, "code": None}
+                return web.json_response({"error": error}, status=self.status, headers=headers)
+            message = {"role": "assistant", "content": "flaky answer"}
+            return web.json_response(
+                {
+                    "id": "chatcmpl-flaky",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+                }
+            )
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def primary_and_fallback(primary: FlakyUpstream, fallback: SimServer, **sections: Any) -> Any:
+    """chat-fast: deepseek (one endpoint, ``primary``), then glm (``fallback``)."""
+    return route_doc(
+        {"deepseek": [(US, cast(SimServer, primary))], "glm": [(US, fallback)]},
+        models={"chat-fast": [("deepseek", "upstream-model"), ("glm", "glm-4")]},
+        resilience=resilience(**sections),
+    )
+
+
+async def test_a_one_off_5xx_retries_the_asked_for_target_before_the_fallback(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    glm = await make_sim(name="glm")
+    async with FlakyUpstream(failures=1, status=500) as primary:
+        router = await make_router(primary_and_fallback(primary, glm), region=US)
+        answer = await call(http, router)
+        assert answer.status == 200
+        assert answer.headers["x-modelroute-provider"] == "deepseek"
+        assert answer.attempts == 2
+        assert answer.elapsed < 1.0  # one short backoff
+        assert (primary.requests, chat_calls(glm)) == (2, 0)
+
+
+async def test_same_target_wait_0s_falls_to_the_next_target_at_once(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    glm = await make_sim(name="glm")
+    async with FlakyUpstream(failures=1, status=500) as primary:
+        doc = primary_and_fallback(primary, glm, retries={"sameTargetWait": "0s"})
+        router = await make_router(doc, region=US)
+        answer = await call(http, router)
+        assert (answer.status, answer.headers["x-modelroute-provider"]) == (200, "glm")
+        assert (primary.requests, chat_calls(glm)) == (1, 1)
+
+
+async def test_a_short_retry_after_is_waited_for_by_one_request_only(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    glm = await make_sim(name="glm")
+    async with FlakyUpstream(failures=1, status=429, retry_after=1) as primary:
+        router = await make_router(primary_and_fallback(primary, glm), region=US)
+        answer = await call(http, router)
+        # The model the client asked for, once its 1 s Retry-After has passed.
+        assert (answer.status, answer.headers["x-modelroute-provider"]) == (200, "deepseek")
+        assert answer.attempts == 2
+        assert 1.0 <= answer.elapsed < 2.0
+        assert (primary.requests, chat_calls(glm)) == (2, 0)
+
+    # Many requests meet the same short Retry-After: one waits for the trial, the others
+    # go to the next target at once (no stampede when the cooldown ends).
+    async with FlakyUpstream(failures=5, status=429, retry_after=1) as primary:
+        glm.stats.reset()
+        router = await make_router(primary_and_fallback(primary, glm), region=US)
+        answers = await asyncio.gather(*(call(http, router) for _ in range(5)))
+        assert all(a.status == 200 for a in answers)
+        waited = [a for a in answers if a.headers["x-modelroute-provider"] == "deepseek"]
+        assert len(waited) <= 1
+        assert sum(1 for a in answers if a.elapsed < 0.8) >= 4
+        assert primary.requests <= 6
+
+
+async def test_a_long_retry_after_moves_to_the_next_target_at_once(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    glm = await make_sim(name="glm")
+    async with FlakyUpstream(failures=1, status=429, retry_after=5) as primary:
+        router = await make_router(primary_and_fallback(primary, glm), region=US)
+        answer = await call(http, router)
+        assert (answer.status, answer.headers["x-modelroute-provider"]) == (200, "glm")
+        assert answer.elapsed < 0.5
+        assert (primary.requests, chat_calls(glm)) == (1, 1)
+
+
+async def test_the_retry_budget_never_refuses_a_healthy_fallback(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    n = 20
+    ds_us = await make_sim(name="ds-us", fail_rate=1.0, fail_status=503, latency_ms=300)
+    ds_eu = await make_sim(name="ds-eu", fail_rate=1.0, fail_status=503, latency_ms=300)
+    glm = await make_sim(name="glm")
+    doc = route_doc(
+        {"deepseek": [(US, ds_us), (EU, ds_eu)], "glm": [(EU, glm)]},
+        models={"chat-fast": [("deepseek", "upstream-model"), ("glm", "glm-4")]},
+        resilience=resilience(
+            retries={"budgetPercent": 10, "minRetryConcurrency": 1},
+            outlierDetection={"consecutiveErrors": 1000},  # keep ejection out of this test
+        ),
+    )
+    router = await make_router(doc, region=US)
+    answers = await asyncio.gather(*(call(http, router) for _ in range(n)))
+    # Every request fails twice where failure is certain, together; moving on to a
+    # candidate it has not tried is failover, not a retry storm: never refused.
+    assert [a.status for a in answers] == [200] * n
+    assert all(a.headers["x-modelroute-provider"] == "glm" for a in answers)
+    assert (chat_calls(ds_us), chat_calls(ds_eu), chat_calls(glm)) == (n, n, n)
+    text = await scrape(http, router)
+    assert metric(text, "modelroute_retries_refused_by_budget_total") == 0
+
+
+async def test_our_503_names_each_candidate_tried_and_what_it_got(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    ds_us = await make_sim(name="ds-us", fail_rate=1.0, fail_status=503)
+    ds_eu = await make_sim(name="ds-eu", stall=True)
+    glm = await make_sim(name="glm", fail_rate=1.0, fail_status=429, retry_after=30)
+    doc = route_doc(
+        {"deepseek": [(US, ds_us), (EU, ds_eu)], "glm": [(EU, glm)]},
+        models={"chat-fast": [("deepseek", "upstream-model"), ("glm", "glm-4")]},
+        resilience=resilience(timeouts={"firstToken": "200ms"}),
+    )
+    router = await make_router(doc, region=US)
+    answer = await call(http, router)
+    assert answer.status == 503
+    assert int(answer.headers["retry-after"]) >= 1
+    assert answer.attempts == 3
+    log = answer.headers["x-modelroute-attempt-log"]
+    assert log == (
+        f"deepseek/{US}/upstream-model=503, deepseek/{EU}/upstream-model=timeout, "
+        f"glm/{EU}/glm-4=429 retry-after 30s"
+    )
+    assert f"(tried: {log})" in answer.json()["error"]["message"]
+    for sim in (ds_us, ds_eu, glm):  # names from the spec, never an upstream's address
+        assert str(sim.port) not in log
+
+
+async def test_a_passing_probe_ends_an_ejection_long_before_its_time(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    local = await make_sim(name="us")
+    remote = await make_sim(name="eu")
+    doc = route_doc(
+        {"deepseek": [(US, local), (EU, remote)]},
+        resilience=resilience(
+            outlierDetection={
+                "consecutiveErrors": 2,
+                "baseEjectionTime": "30s",
+                "maxEjectionTime": "30s",
+            },
+            healthCheck={"enabled": True, "interval": "10s", "unhealthyInterval": "200ms"},
+        ),
+    )
+    router = await make_router(doc, region=US)
+    await local.close()
+    for _ in range(2):
+        assert (await call(http, router)).region == EU
+    state = await wait_state(http, router, US, ("ejected",))
+    assert state["ejectedForS"] > 25  # for 30 s, by its timer
+    await asyncio.sleep(0.5)  # out of service: probed every 200 ms (not 10 s), failing
+    await local.start()
+    restarted = monotonic()
+    await wait_state(http, router, US, ("half-open",), timeout=2)
+    assert monotonic() - restarted < 1.0
+    answer = await call(http, router)
+    assert (answer.status, answer.region, answer.attempts) == (200, US, 1)  # the trial
+    assert (await status(http, router))[US]["state"] == "healthy"
+
+
 # --- retry budget and panic mode --------------------------------------------------------
 
 
@@ -805,17 +1010,19 @@ async def test_retry_budget_bounds_upstream_attempts_when_everything_fails(
     assert all(a.status == 503 for a in answers)
     assert all(int(a.headers["retry-after"]) >= 1 for a in answers)
     total = sum(chat_calls(sim) for sim in sims)
-    # The budget caps retries *in flight* at max(minRetryConcurrency, budget% of requests in
-    # flight). All n first attempts overlap (each takes latency_ms) and so do their failures,
-    # so at most that many requests get a second attempt, and only those can get a third.
+    # The budget limits retries, not failover: each request tries each endpoint once for
+    # free. Only going back to an endpoint that already failed it spends the budget, which
+    # caps such retries *in flight* at max(minRetryConcurrency, budget% of requests in
+    # flight). All n requests reach their second endpoint together (each attempt takes
+    # latency_ms) and fail there together, so at most that many get a third attempt.
     in_flight_cap = max(min_retry_concurrency, math.ceil(n * budget_percent / 100))
-    bound = n + attempts * in_flight_cap
+    bound = n * len(sims) + (1 + attempts - len(sims)) * in_flight_cap
     without_budget = n * (1 + attempts)
     print(
         f"\nretry budget: {total} upstream attempts for {n} requests "
         f"(bound {bound}, {without_budget} without a budget)"
     )
-    assert n <= total <= bound < without_budget
+    assert n * len(sims) <= total <= bound < without_budget
     text = await scrape(http, router)
     refused = metric(text, "modelroute_retries_refused_by_budget_total")
     assert refused >= n - in_flight_cap
@@ -891,7 +1098,7 @@ async def test_panic_mode_answers_when_the_least_recently_failed_endpoint_is_bac
     assert (await status(http, router))[US]["state"] == "healthy"
 
 
-async def test_max_ejection_percent_keeps_endpoints_in_service(
+async def test_max_ejection_percent_keeps_endpoints_in_service_degraded(
     make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
 ) -> None:
     sims = [await make_sim(name=region, fail_rate=1.0, fail_status=500) for region in THREE_REGIONS]
@@ -909,15 +1116,18 @@ async def test_max_ejection_percent_keeps_endpoints_in_service(
     )
     router = await make_router(doc, region=US)
     for _ in range(4):
-        assert (await call(http, router)).status == 503
+        answer = await call(http, router)
+        assert answer.status == 503
+        assert answer.attempts == 3  # with nowhere else to go, degraded ones are still tried
     states = await status(http, router)
     assert sorted(states[region]["state"] for region in THREE_REGIONS) == [
+        "degraded",
+        "degraded",
         "ejected",
-        "healthy",
-        "healthy",
     ]
     text = await scrape(http, router)
     assert metric(text, "modelroute_upstream_ejections_total") == 1
+    assert gauge(text, "modelroute_upstream_healthy", provider="deepseek", region=EU) == 0
 
 
 # --- hedging -----------------------------------------------------------------------
