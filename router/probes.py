@@ -103,11 +103,12 @@ class HealthMonitor:
 
     async def _probe_loop(self, endpoint: Endpoint, check: HealthCheck) -> None:
         head = (
-            b"GET %s%s HTTP/1.1\r\nhost: %s\r\n%saccept: application/json\r\n"
+            b"GET %s%s%s HTTP/1.1\r\nhost: %s\r\n%saccept: application/json\r\n"
             b"user-agent: modelroute-health\r\ncontent-length: 0\r\n\r\n"
             % (
                 endpoint.path_prefix.encode(),
                 check.path.encode(),
+                endpoint.query.encode(),
                 endpoint.origin.host_header,
                 endpoint.auth_header,
             )

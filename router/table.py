@@ -20,7 +20,7 @@ import orjson
 from modelroute.router.auth import load_client_keys
 from modelroute.router.credentials import resolve_api_key
 from modelroute.router.health import EndpointHealth
-from modelroute.router.http.client import Origin, split_base_url
+from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
 
@@ -36,6 +36,7 @@ class Endpoint:
     base_url: str
     origin: Origin
     path_prefix: str
+    query: str  # the base URL's query string with its "?", or ""
     auth_header: bytes  # b"authorization: Bearer ...\r\n", or b"" for none
     local: bool
     key: str  # stable identity across reloads: provider, region, URL
@@ -135,6 +136,7 @@ def build_table(
                 errors.append(SpecError(where, str(exc)))
                 continue
             origin, prefix = split_base_url(ep.base_url)
+            query = base_query(ep.base_url)
             auth = b"authorization: Bearer " + api_key.encode() + b"\r\n" if api_key else b""
             endpoint = Endpoint(
                 provider=provider.name,
@@ -142,12 +144,13 @@ def build_table(
                 base_url=ep.base_url,
                 origin=origin,
                 path_prefix=prefix,
+                query=query,
                 auth_header=auth,
                 local=ep.region == region,
                 key=f"{provider.name}/{ep.region}/{ep.base_url}",
                 heads={
-                    path: b"POST %s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
-                    % (prefix.encode(), path.encode(), origin.host_header, auth)
+                    path: b"POST %s%s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
+                    % (prefix.encode(), path.encode(), query.encode(), origin.host_header, auth)
                     for path in API_PATHS
                 },
                 upstream_duration=metrics.upstream_duration.labels(provider.name, ep.region),

@@ -91,6 +91,13 @@ def split_base_url(base_url: str) -> tuple[Origin, str]:
     return origin, parts.path.rstrip("/")
 
 
+def base_query(base_url: str) -> str:
+    """The query string a base URL carries, with its ``?`` (Azure's ``?api-version=…``):
+    it is appended to every request path, after the API path."""
+    query = urlsplit(base_url).query
+    return f"?{query}" if query else ""
+
+
 class _Decoder:
     """Undoes a gzip or deflate content-coding, bounded against decompression bombs."""
 

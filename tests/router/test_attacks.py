@@ -451,7 +451,9 @@ async def test_12_html_error_pages_reach_the_client_in_openai_shape(tmp_path: Pa
     assert error["code"] == "upstream_error"
 
 
-async def test_12_status_shows_no_userinfo_or_query(tmp_path: Path) -> None:
+async def test_12_status_shows_no_userinfo_or_query_but_requests_keep_the_query(
+    tmp_path: Path,
+) -> None:
     upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
     url = f"http://user:sk-pass-9999@127.0.0.1:{upstream.port}/v1?api-version=2024&key=sk-q"
     async with (
@@ -460,6 +462,11 @@ async def test_12_status_shows_no_userinfo_or_query(tmp_path: Path) -> None:
         http.get(f"{router.base}/status") as resp,
     ):
         text = await resp.text()
+        assert (await post(http, router.base))[0] == 200
+    # Azure-style `?api-version=` is kept on every request, after the API path.
+    assert upstream.requests[0].startswith(
+        b"POST /v1/chat/completions?api-version=2024&key=sk-q HTTP/1.1\r\n"
+    )
     assert f"http://127.0.0.1:{upstream.port}/v1" in text
     assert "sk-pass" not in text and "sk-q" not in text and "user" not in text
 
