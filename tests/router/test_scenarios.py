@@ -36,6 +36,7 @@ import yaml
 
 from modelroute.router.sim import SimServer
 from tests.router.conftest import SimFactory, route_doc, sse_events
+from tests.router.scripted import Reply, ScriptedUpstream, response
 
 CLIENTS = 20
 FIRST_TOKEN = 2.0
@@ -436,3 +437,42 @@ async def test_a_429_burst_counts_once_and_the_trial_comes_when_retry_after_ends
     assert all(count == burst for count in inside)  # nothing else inside the window
     assert trial is not None and 4.8 <= trial <= 6.0
     assert back  # the trial succeeded and the endpoint serves again
+
+
+async def test_html_502_pages_fall_to_the_next_target(
+    make_sim: SimFactory, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The first target sits behind a load balancer that answers HTML 502 pages."""
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    html = response(502, page, headers={"Content-Type": "text/html"})
+    lb_us = await ScriptedUpstream(lambda n, request: Reply(html)).start()
+    lb_eu = await ScriptedUpstream(lambda n, request: Reply(html)).start()
+    glm_us = await make_sim(name="glm-us", latency_ms=20)
+    glm_eu = await make_sim(name="glm-eu", latency_ms=20)
+    doc = shipped_defaults(
+        {"deepseek": [(US, glm_us), (EU, glm_eu)], "glm": [(US, glm_us), (EU, glm_eu)]},
+        models={"chat-fast": [("deepseek", "upstream-model"), ("glm", "glm-4")]},
+    )
+    endpoints = doc["spec"]["providers"][0]["endpoints"]
+    endpoints[0]["baseURL"], endpoints[1]["baseURL"] = lb_us.url, lb_eu.url
+    try:
+        async with (
+            router_process(tmp_path, doc, http) as router,
+            Load(router, [CHAT, STREAM]) as load,
+        ):
+            await router.wait_until(
+                lambda s: "healthy" not in (s["deepseek/us-east-1"], s["deepseek/eu-west-1"]),
+                timeout=5,
+            )
+            await asyncio.sleep(0.5)
+            since, sent = monotonic(), len(lb_us.requests) + len(lb_eu.requests)
+            glm_then = calls(glm_us, glm_eu)
+            await asyncio.sleep(2.0)
+    finally:
+        await lb_us.close()
+        await lb_eu.close()
+    after = sum(1 for s in load.seen if s.started >= since)
+    upstream = len(lb_us.requests) + len(lb_eu.requests) - sent + calls(glm_us, glm_eu) - glm_then
+    report("HTML 502 pages", load, attempts_per_request_after=f"{upstream / after:.3f}")
+    assert not load.failed()
+    assert upstream / after <= 1.1
