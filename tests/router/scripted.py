@@ -232,9 +232,13 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def router_process(
-    doc: dict[str, Any], tmp_path: Path, env: dict[str, str] | None = None
+    doc: dict[str, Any],
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    region: str | None = None,
 ) -> AsyncIterator[RouterProcess]:
-    """``modelroute router`` in a child process, ready when this yields."""
+    """``modelroute router`` in a child process, ready when this yields; stopped with
+    SIGINT (no shutdown delay) when the block ends."""
     config = tmp_path / "route.yaml"
     config.write_text(yaml.safe_dump(doc))
     log = tmp_path / "router.log"
@@ -246,6 +250,7 @@ async def router_process(
             sys.executable, "-m", "modelroute.cli", "router", "--log-level", "debug",
             "--config", str(config), "--port", str(port),
             "--secrets-dir", str(tmp_path / "secrets"),
+            *(["--region", region] if region else []),
             cwd=tmp_path, env=environ, stdout=out, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
     router = RouterProcess(proc, port, config, log)

@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +28,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from modelroute.router.sim import SimServer
+from tests.router import scripted
 from tests.router.conftest import SimFactory, route_doc, sse_events
 from tests.router.scripted import Reply, ScriptedUpstream, response
 
@@ -57,12 +53,6 @@ def shipped_defaults(
 
 
 # --- the router process ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -92,39 +82,8 @@ async def router_process(
     tmp_path: Path, doc: dict[str, Any], http: aiohttp.ClientSession
 ) -> AsyncIterator[Router]:
     """``modelroute router`` in its own process, serving region us-east-1, until the block ends."""
-    config = tmp_path / "route.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    port = free_port()
-    admin = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "router.log"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    with log_path.open("wb") as log:
-        # cwd elsewhere than the repo root: the top-level operator/ would shadow the stdlib's.
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "modelroute.cli", "router", "--config", str(config),
-            "--port", str(port), "--region", US, "--secrets-dir", str(tmp_path),
-            cwd=tmp_path, env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                if proc.returncode is not None:
-                    pytest.fail(f"router exited ({proc.returncode}):\n{log_path.read_text()}")
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with http.get(f"{admin}/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-        yield Router(f"{admin}/v1", admin, http)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)  # no shutdown delay: nothing is in flight any more
-            try:
-                async with asyncio.timeout(10):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+    async with scripted.router_process(doc, tmp_path, region=US) as proc:
+        yield Router(f"{proc.base}/v1", proc.base, http)
 
 
 # --- the clients ---------------------------------------------------------------------
