@@ -9,6 +9,7 @@ own process, so crashes, memory and framing are those a pod would show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import sys
 import zlib
@@ -256,24 +257,40 @@ async def test_8_a_key_with_a_line_break_is_refused_at_load(tmp_path: Path) -> N
     assert b"sk-canary" not in output
 
 
-async def test_8_an_upstream_error_echoing_the_key_is_scrubbed(tmp_path: Path) -> None:
+async def test_8_a_canary_key_appears_nowhere_a_client_or_operator_can_read(
+    tmp_path: Path,
+) -> None:
+    canary = "sk-canary-7a7a7a7a"
+
     def script(n: int, request: bytes) -> Reply:
         auth = next(line for line in request.split(b"\r\n") if line.lower().startswith(b"auth"))
-        body = b'{"error": {"message": "bad header: ' + auth + b'", "type": "x"}}'
-        return Reply(response(400, body, headers={"X-Echo": auth.decode()}))
+        if n % 3 == 0:  # an OpenAI-shaped 400 quoting the request's key, in body and header
+            body = b'{"error": {"message": "bad header: ' + auth + b'", "type": "x"}}'
+            return Reply(response(400, body, headers={"X-Echo": auth.decode()}))
+        if n % 3 == 1:  # a plain-text 500 quoting it (re-worded by the router)
+            return Reply(response(500, b"upstream broke on " + auth))
+        return Reply(b"HTTP/1.1 200 OK\r\nX-Bad: " + auth + b"\r\n\r\n", then="reset")
 
     upstream = await started(script)
     (tmp_path / "secrets" / "k").mkdir(parents=True)
-    (tmp_path / "secrets" / "k" / "key").write_text("sk-canary-7a7a7a7a\n")
+    (tmp_path / "secrets" / "k" / "key").write_text(canary + "\n")
+    seen: list[str] = []
     async with (
         router_process(keyed_route(upstream), tmp_path) as router,
         aiohttp.ClientSession() as http,
     ):
-        status, headers, body = await post(http, router.base)
-    assert status == 400
-    assert b"sk-canary" not in body and "sk-canary" not in str(headers)
-    assert b"[REDACTED]" in body
-    assert "sk-canary" not in router.output()  # debug logs included
+        for body in (CHAT, CHAT, CHAT, {**CHAT, "stream": True}, CHAT, CHAT):
+            status, headers, answer = await post(http, router.base, body)
+            seen.append(f"{status} {headers} {answer!r}")
+        for path in ("/status", "/metrics", "/v1/models"):
+            async with http.get(f"{router.base}{path}") as resp:
+                seen.append(await resp.text())
+    assert any("[REDACTED]" in text for text in seen)  # the echo did reach the router
+    for text in seen:
+        assert canary not in text
+    log = router.output()
+    assert "DEBUG" in log and "attempt failed" in log  # logs at every level were written
+    assert canary not in log
 
 
 # --- 9. a broken config file does not stop hot reload ---------------------------------
@@ -339,6 +356,49 @@ async def test_11_error_events_after_content_eject_the_endpoint(tmp_path: Path) 
         assert states["p0"] == "ejected"
         status, headers, _ = await post(http, router.base, {**CHAT, "stream": True})
         assert status == 200 and headers["x-modelroute-provider"] == "p1"
+
+
+# --- slow and many clients -------------------------------------------------------------
+
+
+async def test_a_trickled_body_gets_408_and_the_upstream_is_never_called(tmp_path: Path) -> None:
+    upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
+    doc = route(upstream, server={"clientBodyTimeout": "1s", "minBodyRate": "1Ki"})
+    async with router_process(doc, tmp_path) as router, connect(router.port) as (reader, writer):
+        whole = request_bytes(body=orjson.dumps(CHAT))
+        writer.write(whole[:-40])  # the head and most of the body, then a trickle
+
+        async def trickle() -> None:
+            with contextlib.suppress(ConnectionError):
+                for byte in whole[-40:-1]:
+                    writer.write(bytes([byte]))
+                    await asyncio.sleep(0.1)  # 10 bytes/s: under minBodyRate
+
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        sender = asyncio.create_task(trickle())
+        answer = await read_response(reader)
+        took = loop.time() - began
+        sender.cancel()
+    assert answer.status == 408 and answer.json()["error"]["code"] == "request_timeout"
+    assert 1.0 <= took < 3.5
+    assert not upstream.requests
+
+
+async def test_connections_over_max_connections_get_503(tmp_path: Path) -> None:
+    upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
+    doc = route(upstream, server={"maxConnections": 2})
+    async with router_process(doc, tmp_path) as router:
+        async with connect(router.port), connect(router.port):
+            await asyncio.sleep(0.2)
+            async with connect(router.port) as (reader, writer):
+                writer.write(request_bytes(body=orjson.dumps(CHAT)))
+                refused = await read_response(reader)
+        assert refused.status == 503
+        assert refused.json()["error"]["code"] == "too_many_connections"
+        async with connect(router.port) as (reader, writer):  # the two are gone: served again
+            writer.write(request_bytes(body=orjson.dumps(CHAT)))
+            assert (await read_response(reader)).status == 200
 
 
 # --- 12. the smaller ones --------------------------------------------------------------
