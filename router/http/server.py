@@ -347,7 +347,17 @@ class HttpServerProtocol(asyncio.Protocol):
         if expect and not self._http10 and self.transport:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def on_chunk_header(self) -> None:
+        # Until this chunk's data starts, what arrives is framing; after the last
+        # chunk it is trailers, which httptools buffers like headers: bound them too.
+        self._in_head = True
+        self._head_read = 0
+
+    def on_chunk_complete(self) -> None:
+        self._in_head = False
+
     def on_body(self, body: bytes) -> None:
+        self._in_head = False
         self.idle_since = self._loop.time()  # a slow upload is progress, not idleness
         self._body_size += len(body)
         if self._body_size > self._server.max_body:

@@ -574,3 +574,23 @@ async def test_12_our_503_names_no_upstream_address_or_errno(tmp_path: Path) -> 
     assert "127.0.0.1" not in text and "Errno" not in text and "refused" not in text
     assert "could not connect to the upstream" in text
     assert headers["x-modelroute-attempt-log"].startswith("p0/local/m=connect-failure")
+
+
+async def test_3_an_endless_trailer_after_a_chunked_body_gets_431(tmp_path: Path) -> None:
+    upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
+    async with router_process(route(upstream), tmp_path) as router:
+        before = router.rss_kib()
+        async with connect(router.port) as (reader, writer):
+            body = orjson.dumps(CHAT)
+            writer.write(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"%x\r\n%b\r\n0\r\nX-Trailer: " % (len(body), body)
+            )
+            for _ in range(16):
+                writer.write(b"t" * (1024 * 1024))
+                await writer.drain()
+            status, _ = await read_head(reader)
+        assert status == 431
+        assert router.rss_kib() - before < 8 * 1024
+    assert not upstream.requests
