@@ -163,6 +163,7 @@ class _Connection(asyncio.Protocol):
         self._buffered = 0
         self._body_size = 0
         self._head_size = 0
+        self._framing = False
         self._informational = False
         self._collect = False  # read_all: the whole body is wanted, never pause
         self._decoder: _Decoder | None = None
@@ -259,8 +260,9 @@ class _Connection(asyncio.Protocol):
             else:
                 self._fail(BadUpstreamAnswer(f"malformed upstream response: {exc}"))
             return
-        if not self.head_received and self.error is None:
-            # httptools keeps a header value until its line ends: bound it here.
+        if (not self.head_received or self._framing) and self.error is None:
+            # httptools keeps a header value (or a trailer, after the last chunk) until
+            # its line ends: bound it here.
             self._head_size += len(data)
             if self._head_size > MAX_HEAD_BYTES:
                 self._fail(BadUpstreamAnswer("upstream response head is too large"))
@@ -299,7 +301,15 @@ class _Connection(asyncio.Protocol):
             if key.lower() == b"timeout" and number.strip().isdigit():
                 self.idle_expiry = min(IDLE_EXPIRY, max(0.0, int(number) - 1.0))
 
+    def on_chunk_header(self) -> None:
+        self._framing = True  # chunk framing, or trailers after the last chunk
+        self._head_size = 0
+
+    def on_chunk_complete(self) -> None:
+        self._framing = False
+
     def on_body(self, body: bytes) -> None:
+        self._framing = False
         if self._decoder is not None:
             limit = MAX_BODY_BYTES - self._body_size + 1 if self._collect else MAX_CHUNK_EXPANSION
             body = self._decoder.feed(body, limit)

@@ -594,3 +594,17 @@ async def test_3_an_endless_trailer_after_a_chunked_body_gets_431(tmp_path: Path
         assert status == 431
         assert router.rss_kib() - before < 8 * 1024
     assert not upstream.requests
+
+
+async def test_3_an_upstream_with_an_endless_trailer_is_a_failed_attempt(tmp_path: Path) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = chat_json("never complete")
+    endless = head + b"%x\r\n%b\r\n0\r\nX-T: " % (len(body), body) + b"t" * (16 * 1024 * 1024)
+    broken = await started(lambda n, req: Reply(endless, then="stall"))
+    good = await started(lambda n, req: Reply(response(200, chat_json("whole"))))
+    async with router_process(route(broken, good), tmp_path) as router:
+        before = router.rss_kib()
+        async with aiohttp.ClientSession() as http:
+            status, headers, _ = await post(http, router.base)
+        assert router.rss_kib() - before < 8 * 1024
+    assert status == 200 and headers["x-modelroute-provider"] == "p1"
