@@ -336,7 +336,11 @@ class HttpServerProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._http10 = self._parser.get_http_version() == "1.0"
+        version = self._parser.get_http_version()
+        if version not in ("1.1", "1.0"):  # HTTP/2 and later do not start like this
+            self._refuse(505, b"HTTP/%s is not supported; use HTTP/1.1" % version.encode())
+            return
+        self._http10 = version == "1.0"
         length = self._headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self._server.max_body:
             self._refuse_too_large()
@@ -539,6 +543,7 @@ _REFUSAL_CODES = {
     414: "url_too_long",
     431: "headers_too_large",
     503: "too_many_connections",
+    505: "http_version_not_supported",
 }
 
 

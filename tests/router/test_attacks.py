@@ -608,3 +608,15 @@ async def test_3_an_upstream_with_an_endless_trailer_is_a_failed_attempt(tmp_pat
             status, headers, _ = await post(http, router.base)
         assert router.rss_kib() - before < 8 * 1024
     assert status == 200 and headers["x-modelroute-provider"] == "p1"
+
+
+async def test_12_request_lines_of_other_http_versions_get_505(tmp_path: Path) -> None:
+    upstream = await started(lambda n, req: Reply(response(200, chat_json("x"))))
+    async with router_process(route(upstream), tmp_path) as router:
+        for version in (b"HTTP/2.0", b"HTTP/0.9"):  # (1.2 is malformed to httptools: 400)
+            async with connect(router.port) as (reader, writer):
+                raw = request_bytes(body=orjson.dumps(CHAT)).replace(b"HTTP/1.1", version, 1)
+                writer.write(raw)
+                status, _ = await read_head(reader)
+                assert status == 505, version
+    assert not upstream.requests
