@@ -473,6 +473,9 @@ class Proxy:
                     break
             return self._give_up(ex, failure, attempt_log)
         finally:
+            # A caught exception's traceback holds this frame, and this frame holds the
+            # exception: let go of it so the pair is freed now, not at a full collection.
+            failure = None
             if reserved is not None:
                 reserved.release_trial()
 
@@ -621,6 +624,7 @@ class Proxy:
             assert failure is not None
             raise failure
         finally:
+            failure = None  # (see _route: no frame-exception cycle)
             for task in racing:
                 task.cancel()
             if hedged:
@@ -726,6 +730,7 @@ class Proxy:
                 self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
                 if state.upstream_error is None:  # the upstream's own error event was relayed
                     await ex.out.write(interruption_event(str(failure)))
+            failure = None  # (see _route: no frame-exception cycle)
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
             self._count_usage(candidate.target, state.usage)

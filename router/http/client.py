@@ -132,6 +132,13 @@ def _decoder_for(headers: Headers) -> _Decoder | None:
     raise BadUpstreamAnswer(f"upstream answered with content-coding {named}, not decoded here")
 
 
+class _NoCallbacks:
+    """What a closed connection's parser calls back: nothing (see connection_lost)."""
+
+
+_CLOSED_PARSER = httptools.HttpResponseParser(_NoCallbacks())
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; parses a single response at a time."""
 
@@ -231,6 +238,9 @@ class _Connection(asyncio.Protocol):
         self.transport = None
         self.set_deadline(None)
         self.set_idle_timeout(None)
+        # The parser holds bound methods of this object: a cycle that only a full
+        # garbage collection would free. Nothing is parsed after the connection ends.
+        self._parser = _CLOSED_PARSER
         if self.error is not None or self.complete:
             pass  # already ended (a deadline, a parse error, a complete answer)
         elif self.head_received and self.close_delimited and exc is None:
@@ -509,6 +519,9 @@ class UpstreamResponse:
         self.released = True
         self._conn.set_deadline(None)
         self._conn.set_idle_timeout(None)
+        # A raised error's traceback holds frames that hold the connection: drop it,
+        # so connection and error are freed now, not by a full garbage collection.
+        self._conn.error = None
         transport = self._conn.transport
         if transport is not None:
             transport.abort()
@@ -616,6 +629,7 @@ class UpstreamClient:
             await conn.read_head()
         except BaseException:
             conn.set_deadline(None)
+            conn.error = None  # (see UpstreamResponse.abort: no frame cycle)
             if conn.transport is not None:
                 conn.transport.abort()
             raise

@@ -191,6 +191,13 @@ class ResponseWriter:
             transport.write(b"0\r\n\r\n")
 
 
+class _NoCallbacks:
+    """What a closed connection's parser calls back: nothing (see connection_lost)."""
+
+
+_CLOSED_PARSER = httptools.HttpRequestParser(_NoCallbacks())
+
+
 class HttpServerProtocol(asyncio.Protocol):
     """One client connection: parses requests and runs the handler for each in turn."""
 
@@ -246,6 +253,11 @@ class HttpServerProtocol(asyncio.Protocol):
         self._server.connections.discard(self)
         if self._task is not None and not self._task.done():
             self._task.cancel()  # the client is gone: stop paying for its upstream call
+        # Neither the task (whose CancelledError's traceback holds frames that hold this
+        # object) nor the parser (which holds bound methods of it) may keep a cycle
+        # alive until a full garbage collection: let go of both.
+        self._task = None
+        self._parser = _CLOSED_PARSER
         self._queue.clear()
         if self._writable is not None and not self._writable.done():
             self._writable.set_exception(ConnectionResetError("client disconnected"))
