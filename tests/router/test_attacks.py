@@ -597,7 +597,9 @@ async def test_3_an_endless_trailer_after_a_chunked_body_gets_431(tmp_path: Path
 
 
 async def test_3_an_upstream_with_an_endless_trailer_is_a_failed_attempt(tmp_path: Path) -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     body = chat_json("never complete")
     endless = head + b"%x\r\n%b\r\n0\r\nX-T: " % (len(body), body) + b"t" * (16 * 1024 * 1024)
     broken = await started(lambda n, req: Reply(endless, then="stall"))
@@ -620,3 +622,29 @@ async def test_12_request_lines_of_other_http_versions_get_505(tmp_path: Path) -
                 status, _ = await read_head(reader)
                 assert status == 505, version
     assert not upstream.requests
+
+
+async def test_1_a_probe_of_a_large_model_list_passes(tmp_path: Path) -> None:
+    models = orjson.dumps(
+        {
+            "object": "list",
+            "data": [{"id": f"model-{i:06d}", "object": "model"} for i in range(20000)],
+        }
+    )
+    assert len(models) > 700 * 1024
+
+    def script(n: int, request: bytes) -> Reply:
+        if request.startswith(b"GET "):
+            return Reply(response(200, models))
+        return Reply(response(200, chat_json("x")))
+
+    upstream = await started(script)
+    check = {"interval": "200ms", "timeout": "1s", "unhealthyThreshold": 1}
+    doc = route(upstream, resilience={"healthCheck": check})
+    async with router_process(doc, tmp_path) as router, aiohttp.ClientSession() as http:
+        await asyncio.sleep(1.0)  # several probes
+        async with http.get(f"{router.base}/status") as resp:
+            endpoint = (await resp.json())["endpoints"][0]
+    probes = [r for r in upstream.requests if r.startswith(b"GET /v1/models ")]
+    assert len(probes) >= 3
+    assert endpoint["state"] == "healthy" and not endpoint["probesFailing"]
