@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,13 @@ def python_argv(*args: str) -> list[str]:
 # --- the simulated upstream -----------------------------------------------------------------
 
 
-def start_sim(workdir: Path, place: procstat.Placement) -> Service:
+def start_sim(
+    workdir: Path, place: procstat.Placement, name: str = "sim", options: Sequence[str] = ()
+) -> Service:
+    """``modelroute sim``; ``options`` are more of its flags (``--prefix-cache-ttl 300``)."""
     port = free_port()
     argv = python_argv("-m", "modelroute.cli", "sim", "--port", str(port), "--log-level", "warning")
-    return spawn("sim", argv, place, workdir, port, "/sim/stats")
+    return spawn(name, [*argv, *options], place, workdir, port, "/sim/stats")
 
 
 def sim_admin(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -270,13 +274,27 @@ def write_route(workdir: Path, sim_port: int) -> tuple[Path, Path]:
     return config, secrets
 
 
+def write_secrets(workdir: Path, providers: Iterable[str]) -> Path:
+    """A secrets directory with one mounted ``apiKey`` per provider, as a pod would see it."""
+    secrets = workdir / "secrets"
+    for name in providers:
+        (secrets / name).mkdir(parents=True, exist_ok=True)
+        (secrets / name / "apiKey").write_text(f"sk-upstream-{name}\n")
+    return secrets
+
+
 def start_router(
-    workdir: Path, place: procstat.Placement, config: Path, secrets: Path, name: str
+    workdir: Path,
+    place: procstat.Placement,
+    config: Path,
+    secrets: Path,
+    name: str,
+    region: str = ROUTER_REGION,
 ) -> Service:
     """``modelroute router`` as shipped (its own log level and defaults), timed to ready."""
     port = free_port()
     argv = python_argv(
         "-m", "modelroute.cli", "router", "--config", str(config), "--port", str(port),
-        "--region", ROUTER_REGION, "--secrets-dir", str(secrets),
+        "--region", region, "--secrets-dir", str(secrets),
     )  # fmt: skip
     return spawn(name, argv, place, workdir, port, "/readyz")

@@ -74,13 +74,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from modelroute.router.sim import SimBehaviour, run_sim
 
     _logging(args.log_level)
-    behaviour = SimBehaviour(
-        latency_ms=args.latency_ms,
-        tokens=args.tokens,
-        token_delay_ms=args.token_delay_ms,
-        fail_rate=args.fail_rate,
-        fail_status=args.fail_status,
-    )
+    try:
+        behaviour = SimBehaviour(
+            latency_ms=args.latency_ms,
+            tokens=args.tokens,
+            token_delay_ms=args.token_delay_ms,
+            fail_rate=args.fail_rate,
+            fail_status=args.fail_status,
+            context_window=args.context_window,
+            prefix_cache_ttl=args.prefix_cache_ttl,
+        )
+    except ValueError as exc:
+        print(f"modelroute sim: {exc}", file=sys.stderr)
+        return 2
     run_sim(args.host, args.port, behaviour)
     return 0
 
@@ -139,6 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token-delay-ms", type=float, default=0.0, help="delay between stream chunks")
     p.add_argument("--fail-rate", type=float, default=0.0, help="share of requests that fail (0-1)")
     p.add_argument("--fail-status", type=int, default=500, help="HTTP status of failures")
+    p.add_argument(
+        "--context-window",
+        type=int,
+        metavar="N",
+        help="prompt plus max_tokens above N tokens: 400 context_length_exceeded (default: none)",
+    )
+    p.add_argument(
+        "--prefix-cache-ttl",
+        type=float,
+        metavar="S",
+        help="cache prompt prefixes for S seconds after their last use and report "
+        "usage.prompt_tokens_details.cached_tokens (default: no cache)",
+    )
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="simulated upstreams and a router on localhost")

@@ -71,6 +71,11 @@ RULES: tuple[Rule, ...] = (
         "every target's provider must be listed in spec.providers",
         ".models",
     ),
+    Rule(
+        "spec.models[]",
+        "has(self.tiers) != (size(self.targets) > 0)",
+        "set exactly one of targets (a fallback chain) or tiers",
+    ),
     _unique("spec.regions", "region"),
     _unique("spec.providers", "provider"),
     _unique("spec.models", "model"),

@@ -88,7 +88,8 @@ class Metrics:
         )
         self.tokens = Counter(
             "modelroute_tokens",
-            "Tokens reported by upstreams in usage, by direction (input, output).",
+            "Tokens reported by upstreams in usage, by direction (input, output, and "
+            "cached_input: the part of input served from the provider's prompt cache).",
             ["provider", "model", "direction"],
             registry=registry,
         )
@@ -120,6 +121,25 @@ class Metrics:
             "modelroute_failovers",
             "Attempts that moved a request from one region to another.",
             ["from_region", "to_region"],
+            registry=registry,
+        )
+        self.tier_decisions = Counter(
+            "modelroute_tier_decisions",
+            "Requests to a tiered model, by the tier chosen for them.",
+            ["model", "tier"],
+            registry=registry,
+        )
+        self.degraded = Counter(
+            "modelroute_degraded",
+            "Requests answered by a lower tier than chosen, because the chosen one could not.",
+            ["model", "from_tier", "to_tier"],
+            registry=registry,
+        )
+        self.skipped_targets = Counter(
+            "modelroute_skipped_targets",
+            "Targets skipped before any call, by why (context-window, tools, vision, "
+            "json-schema, reasoning, cost-ceiling, context-length-exceeded).",
+            ["model", "target", "reason"],
             registry=registry,
         )
         self.fallbacks = Counter(

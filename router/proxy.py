@@ -31,11 +31,13 @@ import orjson
 
 from modelroute.router import redact
 from modelroute.router.accept import Api, Call, accept, json_content_type
+from modelroute.router.affinity import Sessions, session_key
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.body import Layout, splice, usage_of
 from modelroute.router.cache import ResponseCache, cache_directives, cache_key
 from modelroute.router.errors import (
     AttemptFailed,
+    BadRequest,
     BadUpstreamAnswer,
     ClientError,
     ModelNotFound,
@@ -51,6 +53,7 @@ from modelroute.router.errors import (
     UpstreamTimeout,
     error_body,
 )
+from modelroute.router.filters import context_exceeded, needs_of, screen
 from modelroute.router.headers import header, to_client
 from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
@@ -63,6 +66,7 @@ from modelroute.router.plan import (
     plan,
     same_target_wait,
 )
+from modelroute.router.resolve import resolve
 from modelroute.router.stream import (
     StreamState,
     Usage,
@@ -82,6 +86,7 @@ _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 
 Headers = list[tuple[bytes, bytes]]
+COST_HEADER = b"x-modelroute-max-cost-usd"
 _TAG = re.compile(r"<[^>]*>")  # markup in an upstream's HTML error page
 # Failures after which the upstream did (or may have done) the work: trying the same
 # endpoint again spends the retry budget.
@@ -127,6 +132,16 @@ def classify(status: int, headers: Headers, body: bytes) -> AttemptFailed:
     return UpstreamRejected(status, headers, body)
 
 
+def prefer_affine(candidates: list[Candidate], endpoint_key: str, now: float) -> None:
+    """Move the conversation's last endpoint to the front, if it is planned and healthy
+    (not half-open, not cooling down): affinity reorders a plan, it never adds to it."""
+    for i, candidate in enumerate(candidates):
+        if candidate.endpoint.key == endpoint_key:
+            if i > 0 and candidate.endpoint.health.state(now) == "healthy":
+                candidates.insert(0, candidates.pop(i))
+            return
+
+
 def check_answer(status: int, body: bytes) -> None:
     """A 2xx answer must be the JSON object the API promises; else BadUpstreamAnswer.
 
@@ -139,7 +154,9 @@ def check_answer(status: int, body: bytes) -> None:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise BadUpstreamAnswer(f"upstream answered {status} with a body that is not JSON") from None
+        raise BadUpstreamAnswer(
+            f"upstream answered {status} with a body that is not JSON"
+        ) from None
     if not isinstance(parsed, dict):
         raise BadUpstreamAnswer(f"upstream answered {status} with JSON that is not an object")
 
@@ -199,6 +216,14 @@ class Exchange:
     upstream_time: float = 0.0
     last: Candidate | None = None
     cache_key: bytes | None = None  # set when the answer may be stored
+    excluded: set[int] = field(default_factory=set)  # chain positions not to try (filters)
+    notes: list[tuple[bytes, bytes]] = field(default_factory=list)  # tier, skipped, degraded
+    tier: str | None = None  # for a tiered model: the tier being tried
+    lower: list[tuple[str, Route]] = field(default_factory=list)  # tiers to degrade to
+    earlier_attempts: int = 0  # attempts made in tiers degraded from
+    session: bytes | None = None  # the conversation's key, where affinity applies
+    session_tier: str | None = None  # the tier to remember for it (before degradation)
+    affine: str | None = None  # Endpoint.key that answered this conversation last
 
     def body_for(self, target: Target) -> bytes:
         """The request body for ``target``: the client's, with its upstream model name.
@@ -254,6 +279,7 @@ class Proxy:
         self._loop = asyncio.get_running_loop()
         self._rng = rng or random.Random()
         self.budget = RetryBudget()
+        self._sessions = Sessions()
         # The in-flight gauge reads the budget's count when scraped: no lock per request.
         metrics.in_flight.set_function(lambda: float(self.budget.requests))
         self._cache: ResponseCache | None = None
@@ -293,12 +319,16 @@ class Proxy:
                     param="model",
                 )
             ex = self._exchange_for(request, out, table, route, call, request_id)
+            if route.tiers is not None or route.sticky or route.checked:
+                self._resolve(ex, route)
+            elif COST_HEADER in request.headers:
+                self._screen(ex, route)  # a plain chain: only a ceiling may apply
             cache = self._cache_for(table) if not call.stream else None
             if cache is not None:
                 code = self._from_cache(ex, cache)
                 if code:
                     return
-            code = await self._route(ex)
+            code = await (self._route(ex) if ex.tier is None else self._route_tiers(ex, route))
         except ClientError as exc:
             code = exc.status
             out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
@@ -342,6 +372,102 @@ class Proxy:
         forward = request.forward + b"x-request-id: " + request_id + b"\r\n"
         return Exchange(request, out, table, route, call, request_id, forward, strip_usage)
 
+    def _resolve(self, ex: Exchange, model: Route) -> None:
+        """For a tiered, filtered or sticky model: its conversation, its tier and chain,
+        and the targets the filters leave out."""
+        session_id = session = None
+        headers, payload = ex.request.headers, ex.call.payload
+        if model.tiers is not None or model.sticky:
+            session_id = session_key(headers, payload)
+            if session_id is not None:
+                session = self._sessions.get(session_id, monotonic())
+        resolution = resolve(model, payload, headers, session.tier if session else None)
+        ex.route = resolution.route
+        if resolution.tier is not None:
+            ex.tier, ex.lower = resolution.tier, resolution.lower
+        if session_id is not None:
+            ex.session, ex.session_tier = session_id, resolution.tier
+            ex.affine = session.endpoint if session else None
+        self._screen(ex, model)
+
+    def _screen(self, ex: Exchange, model: Route) -> None:
+        """Leave out the targets this request cannot use (filters); a tiered model whose
+        tier has none left falls to the next tier down, else the client gets a 400."""
+        raw = ex.request.headers.get(COST_HEADER)
+        ceiling = model.max_cost if model.max_cost is not None else ex.route.max_cost
+        if raw is not None:
+            try:
+                ceiling = float(raw)
+            except ValueError:
+                raise BadRequest(
+                    "x-modelroute-max-cost-usd must be a number of US dollars.",
+                    param="x-modelroute-max-cost-usd",
+                ) from None
+        while True:
+            chain = ex.route
+            if not chain.checked and ceiling is None:
+                return
+            screening = screen(chain, needs_of(ex.call, ex.request.body), ceiling)
+            for entry in screening.skipped:
+                target, _, reason = entry.rpartition("=")
+                self._metrics.skipped_targets.labels(chain.name, target, reason).inc()
+            if len(screening.excluded) < len(chain.targets):
+                ex.excluded = screening.excluded
+                if screening.skipped:
+                    ex.notes.append(
+                        (b"x-modelroute-skipped", ", ".join(screening.skipped).encode())
+                    )
+                return
+            if ex.lower:
+                self._degrade(ex, model)
+                continue
+            if (
+                screening.cheapest is not None
+                and ceiling is not None
+                and all(entry.endswith("=cost-ceiling") for entry in screening.skipped)
+            ):
+                raise BadRequest(
+                    f"No target of model `{model.name}` fits the cost ceiling of "
+                    f"{ceiling:g} USD; the cheapest worst-case estimate is "
+                    f"{screening.cheapest:.6f} USD.",
+                    param="x-modelroute-max-cost-usd",
+                    code="cost_ceiling_exceeded",
+                )
+            raise BadRequest(
+                f"No target of model `{model.name}` can serve this request: "
+                f"{', '.join(screening.skipped)}.",
+                param="messages",
+                code="no_capable_target",
+            )
+
+    def _degrade(self, ex: Exchange, model: Route) -> None:
+        """Move a tiered request to the next tier down."""
+        tier, route = ex.lower.pop(0)
+        chosen = next((v for k, v in ex.notes if k == b"x-modelroute-degraded"), None)
+        first = chosen.split(b"->")[0] if chosen else (ex.tier or "").encode()
+        ex.notes = [
+            (k, v)
+            for k, v in ex.notes
+            if k not in (b"x-modelroute-degraded", b"x-modelroute-skipped")
+        ]
+        ex.notes.append((b"x-modelroute-degraded", first + b"->" + tier.encode()))
+        self._metrics.degraded.labels(model.name, ex.tier or "", tier).inc()
+        ex.tier, ex.route = tier, route
+        ex.excluded = set()
+        ex.earlier_attempts += ex.attempts
+        ex.attempts, ex.last = 0, None
+
+    async def _route_tiers(self, ex: Exchange, model: Route) -> int:
+        """Route to the chosen chain; a tiered model falls to lower tiers that can answer."""
+        if ex.tier is not None:
+            ex.notes.append((b"x-modelroute-tier", ex.tier.encode()))
+        while True:
+            try:
+                return await self._route(ex)
+            except _Degrade:
+                self._degrade(ex, model)
+                self._screen(ex, model)
+
     def _from_cache(self, ex: Exchange, cache: ResponseCache) -> int:
         """Answer from the cache and return 200, or return 0 (and maybe arm storing)."""
         lookup, store = cache_directives(ex.request.headers)
@@ -378,9 +504,17 @@ class Proxy:
         try:
             while ex.attempts < max_attempts:
                 candidates = plan(ex.route, monotonic(), self._rng)
+                if ex.excluded:
+                    candidates = [c for c in candidates if c.index not in ex.excluded]
+                if ex.affine is not None and ex.attempts == 0 and len(candidates) > 1:
+                    prefer_affine(candidates, ex.affine, monotonic())
                 panic = False
                 if not candidates:
+                    if ex.lower and not ex.out.started:
+                        raise _Degrade  # every target of this tier is out of service
                     fallback = panic_candidate(ex.route) if ex.attempts == 0 else None
+                    if fallback is not None and fallback.index in ex.excluded:
+                        fallback = None
                     if fallback is None:
                         break
                     candidates, panic = [fallback], True
@@ -463,6 +597,10 @@ class Proxy:
                                 queue.push(candidate)
                         continue
                     except UpstreamRejected as exc:
+                        if context_exceeded(exc.status, exc.body) and self._skip_smaller(
+                            ex, candidate
+                        ):
+                            continue  # a target with a larger window may still answer
                         return self._pass_through(ex, exc, ex.last or candidate)
                     finally:
                         if budgeted:
@@ -478,6 +616,22 @@ class Proxy:
             failure = None
             if reserved is not None:
                 reserved.release_trial()
+
+    def _skip_smaller(self, ex: Exchange, failed: Candidate) -> bool:
+        """After a context_length_exceeded: leave out the failed target and every target
+        whose window is no larger; True if a target is left to try."""
+        window = failed.target.context_window
+        for index, target in enumerate(ex.route.targets):
+            other = target.context_window
+            no_larger = window is not None and other is not None and other <= window
+            if (index == failed.index or no_larger) and index not in ex.excluded:
+                ex.excluded.add(index)
+                self._metrics.skipped_targets.labels(
+                    ex.route.name,
+                    f"{target.provider}/{target.model}",
+                    "context-length-exceeded",
+                ).inc()
+        return len(ex.excluded) < len(ex.route.targets)
 
     def _count_attempt(self, ex: Exchange, candidate: Candidate, hedge: bool = False) -> None:
         if ex.last is not None:
@@ -711,6 +865,7 @@ class Proxy:
             await ex.out.write(b"".join(state.held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
+            self._remember_session(ex, candidate)
             failure: AttemptFailed | None = None
             try:
                 if not state.ended:
@@ -738,7 +893,9 @@ class Proxy:
         finally:
             response.close()
 
-    async def _relay(self, response: UpstreamResponse, out: ResponseWriter, state: StreamState) -> None:
+    async def _relay(
+        self, response: UpstreamResponse, out: ResponseWriter, state: StreamState
+    ) -> None:
         """After the commit point: upstream chunks to the client, as they arrive.
 
         Chunks are relayed from the upstream connection's callback (no task
@@ -783,12 +940,16 @@ class Proxy:
     def _respond(
         self, ex: Exchange, candidate: Candidate, status: int, headers: Headers, answer: bytes
     ) -> None:
+        cost = None
         if b'"usage"' in answer:
             usage = Usage()
             usage.take(usage_of(answer))
-            self._count_usage(candidate.target, usage)
+            cost = self._count_usage(candidate.target, usage)
         self._count_fallback(ex, candidate)
+        self._remember_session(ex, candidate)
         headers = to_client(headers)
+        if cost is not None:
+            headers.append((b"x-modelroute-cost-usd", b"%.8f" % cost))
         if ex.cache_key is not None and status == 200:
             cache = self._cache
             if cache is not None:
@@ -797,28 +958,38 @@ class Proxy:
             headers.append((b"x-modelroute-cache", b"miss"))
         ex.out.send(status, headers + self._identity(ex, candidate), answer)
 
+    def _remember_session(self, ex: Exchange, candidate: Candidate) -> None:
+        if ex.session is not None:
+            self._sessions.remember(
+                ex.session, monotonic(), ex.session_tier, candidate.endpoint.key
+            )
+
     def _count_fallback(self, ex: Exchange, candidate: Candidate) -> None:
         if candidate.index > 0:
             ex.route.fallback_counters[candidate.index].inc()
 
-    def _count_usage(self, target: Target, usage: Usage) -> None:
+    def _count_usage(self, target: Target, usage: Usage) -> float | None:
+        """Count tokens and cost; the cost in USD, or None when unpriced or unreported."""
         if not usage.seen:
-            return
+            return None
         target.tokens_in.inc(usage.prompt_tokens)
         target.tokens_out.inc(usage.completion_tokens)
-        if target.priced:
-            target.cost.inc(
-                usage.prompt_tokens * target.input_price
-                + usage.completion_tokens * target.output_price
-            )
+        if usage.cached_tokens and target.tokens_cached is not None:
+            target.tokens_cached.inc(usage.cached_tokens)
+        if not target.priced:
+            return None
+        cost = usage.cost(target.input_price, target.cached_price, target.output_price)
+        target.cost.inc(cost)
+        return cost
 
     def _identity(self, ex: Exchange, candidate: Candidate) -> Headers:
         overhead = max(0.0, perf_counter() - ex.request.received_at - ex.upstream_time) * 1000
         return [
             *candidate.identity,
-            (b"x-modelroute-attempts", b"%d" % ex.attempts),
+            (b"x-modelroute-attempts", b"%d" % (ex.earlier_attempts + ex.attempts)),
             (b"x-modelroute-overhead-ms", b"%.3f" % overhead),
             (b"x-request-id", ex.request_id),
+            *ex.notes,
         ]
 
     def _pass_through(
@@ -835,7 +1006,10 @@ class Proxy:
         self, ex: Exchange, failure: AttemptFailed | None, attempt_log: Sequence[str] = ()
     ) -> int:
         """Our own 503: ``Retry-After`` (when the first endpoint is due back) and, in
-        ``x-modelroute-attempt-log``, each candidate tried and what it got."""
+        ``x-modelroute-attempt-log``, each candidate tried and what it got. A tiered
+        request with a lower tier left falls to it instead."""
+        if ex.lower and not ex.out.started:
+            raise _Degrade
         now = monotonic()
         soonest = min(
             (e.health.available_at(now) for t in ex.route.targets for e in t.endpoints),
@@ -855,14 +1029,19 @@ class Proxy:
         headers: list[Any] = [
             JSON,
             (b"retry-after", b"%d" % retry_after),
-            (b"x-modelroute-attempts", b"%d" % ex.attempts),
+            (b"x-modelroute-attempts", b"%d" % (ex.earlier_attempts + ex.attempts)),
             (b"x-request-id", ex.request_id),
+            *ex.notes,
         ]
         if attempt_log:
             log_value = ", ".join(attempt_log).encode("ascii", "backslashreplace")
             headers.append((b"x-modelroute-attempt-log", log_value))
         ex.out.send(503, headers, body)
         return 503
+
+
+class _Degrade(Exception):
+    """The chosen tier cannot answer: fall to the next tier down (see _route_tiers)."""
 
 
 def _who(candidate: Candidate) -> str:

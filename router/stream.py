@@ -43,6 +43,7 @@ from modelroute.router.http.client import UpstreamResponse
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
     seen: bool = False
 
     def take(self, usage: Any) -> None:
@@ -52,7 +53,22 @@ class Usage:
                 self.prompt_tokens = prompt
             if isinstance(completion, int):
                 self.completion_tokens = completion
+            details = usage.get("prompt_tokens_details")
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
+            if cached is None:
+                cached = usage.get("prompt_cache_hit_tokens")  # DeepSeek's spelling
+            if isinstance(cached, int) and 0 <= cached <= self.prompt_tokens:
+                self.cached_tokens = cached
             self.seen = True
+
+    def cost(self, input_price: float, cached_price: float, output_price: float) -> float:
+        """USD, at per-token prices: cached prompt tokens at the cached price."""
+        fresh = self.prompt_tokens - self.cached_tokens
+        return (
+            fresh * input_price
+            + self.cached_tokens * cached_price
+            + self.completion_tokens * output_price
+        )
 
 
 @dataclass(slots=True)
@@ -228,6 +244,8 @@ def relay_block(block: bytes, state: StreamState) -> bytes:
     first event whose data is not JSON (``state.broken`` says why): what
     comes before it is returned, the rest is not relayed.
     """
+    if _plain_events_checked(block, state):
+        return block  # the common case: content chunks, checked and relayed as they are
     kept: list[bytes] = []
     changed = False
     for event in split_events(block):
@@ -264,6 +282,33 @@ def relay_block(block: bytes, state: StreamState) -> bytes:
     if not changed and b"\r\n" not in block:
         return block  # relayed byte for byte
     return b"".join(kept)
+
+
+def _plain_events_checked(block: bytes, state: StreamState) -> bool:
+    """The fast path of :func:`relay_block` for one-line ``data: {...}`` events and
+    comments (``\r\n`` line ends, ``event:`` fields and multi-line data leave a line
+    break inside a part): each payload parsed once, the finish reason looked for
+    only when it is not null. False hands the block to the full path, which
+    repeats nothing harmful."""
+    loads = orjson.loads
+    for part in block.split(b"\n\n"):
+        if not part or part[:1] == b":":
+            continue
+        if part[:6] != b"data: " or b"\n" in part:
+            return False
+        payload = part[6:]
+        if payload == b"[DONE]":
+            state.done = True
+            continue
+        try:
+            parsed = loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(parsed, dict) or "usage" in parsed or "error" in parsed:
+            return False  # usage to take (or strip), an error to note: the full path
+        if not state.finished and b'"finish_reason":null' not in payload:
+            _note_finish(parsed, state)
+    return True
 
 
 def interruption_event(message: str) -> bytes:

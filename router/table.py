@@ -23,6 +23,7 @@ from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
+from modelroute.spec.model import ModelInfo, Price
 
 API_PATHS = ("/chat/completions", "/completions", "/embeddings")
 
@@ -75,6 +76,12 @@ class Target:
     tokens_in: Any  # metric children, resolved once
     tokens_out: Any
     cost: Any
+    cached_price: float = 0.0  # USD per prompt token served from the provider's cache
+    tokens_cached: Any = None
+    # From the model registry (None: not declared, so not checked).
+    context_window: int | None = None
+    max_output: int | None = None
+    capabilities: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -98,6 +105,23 @@ class Route:
     fallback_counters: tuple[Any, ...]  # per target, for modelroute_fallbacks_total
     duration: Any  # metric children, resolved once
     ttft: Any
+    # Filters apply (some target declares limits or capabilities, or a cost ceiling is set).
+    checked: bool = False
+    max_cost: float | None = None  # default per-request cost ceiling, USD
+    tiers: TierSet | None = None  # a tier set instead of a chain (targets is empty)
+    # Session affinity pays off (and is paid for): some target has several endpoints here.
+    sticky: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class TierSet:
+    """A client-facing model that picks one of its tiers (each a chain route) per request."""
+
+    routes: dict[str, Route]  # economy / standard / premium -> its chain
+    order: tuple[str, ...]  # tiers present, cheapest first (degradation walks down it)
+    degrade: bool
+    rules: tuple[tuple[str, str], ...]  # (system prompt text, tier), first match wins
+    decisions: dict[str, Any]  # tier -> modelroute_tier_decisions_total child
 
 
 @dataclass(slots=True, eq=False)
@@ -171,10 +195,13 @@ def build_table(
 
     routes: dict[str, Route] = {}
     for model in spec.models:
+        if model.tiers is not None:
+            continue  # built below, from the chains they name
         targets = []
         for target in model.targets:
             provider = spec.provider(target.provider)
-            price = provider.pricing.get(target.model)
+            info = provider.models.get(target.model)
+            price = _price(provider.pricing.get(target.model), info)
             endpoints = sorted(
                 endpoints_by_provider.get(target.provider, []), key=lambda ep: not ep.local
             )
@@ -191,6 +218,17 @@ def build_table(
                     tokens_in=metrics.tokens.labels(target.provider, target.model, "input"),
                     tokens_out=metrics.tokens.labels(target.provider, target.model, "output"),
                     cost=metrics.cost.labels(target.provider, target.model),
+                    cached_price=(price.cached if price else 0.0) / 1e6,
+                    tokens_cached=metrics.tokens.labels(
+                        target.provider, target.model, "cached_input"
+                    ),
+                    context_window=info.context_window if info else None,
+                    max_output=info.max_output_tokens if info else None,
+                    capabilities=(
+                        frozenset(info.capabilities)
+                        if info is not None and info.capabilities is not None
+                        else None
+                    ),
                 )
             )
         groups = tuple(
@@ -209,6 +247,38 @@ def build_table(
             ),
             duration=metrics.request_duration.labels(model.name),
             ttft=metrics.time_to_first_token.labels(model.name),
+            checked=model.max_cost_usd is not None
+            or any(
+                t.context_window is not None or t.capabilities is not None for t in targets
+            ),
+            max_cost=model.max_cost_usd,
+            sticky=any(len(t.local) > 1 for t in targets),
+        )
+    for model in spec.models:
+        if model.tiers is None:
+            continue
+        chosen = {
+            tier: routes[name]
+            for tier in TIER_ORDER
+            if (name := getattr(model.tiers, tier)) is not None
+        }
+        routes[model.name] = Route(
+            name=model.name,
+            targets=(),
+            groups=(),
+            fallback_counters=(),
+            duration=metrics.request_duration.labels(model.name),
+            ttft=metrics.time_to_first_token.labels(model.name),
+            max_cost=model.max_cost_usd,
+            tiers=TierSet(
+                routes=chosen,
+                order=tuple(chosen),
+                degrade=model.tiers.degrade,
+                rules=tuple((r.system_prompt_contains, r.tier) for r in model.tiers.rules),
+                decisions={
+                    tier: metrics.tier_decisions.labels(model.name, tier) for tier in chosen
+                },
+            ),
         )
 
     models_body = orjson.dumps(
@@ -230,6 +300,26 @@ def build_table(
         config_hash=_config_hash(route, region),
         spec=route.spec,
     )
+
+
+TIER_ORDER = ("economy", "standard", "premium")  # cheapest first
+
+
+@dataclass(frozen=True, slots=True)
+class _Prices:
+    input: float
+    output: float
+    cached: float
+
+
+def _price(pricing: Price | None, info: ModelInfo | None) -> _Prices | None:
+    """USD per 1M tokens: the registry's prices, else ``pricing``'s; None when unpriced."""
+    if info is not None and info.input is not None and info.output is not None:
+        cached = info.cached_input if info.cached_input is not None else info.input
+        return _Prices(info.input, info.output, cached)
+    if pricing is not None:
+        return _Prices(pricing.input, pricing.output, pricing.input)
+    return None
 
 
 def _candidate(target: Target, endpoint: Endpoint, index: int) -> Candidate:

@@ -26,6 +26,8 @@ ENV_VAR = r"^[A-Za-z_][A-Za-z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 
 RetryOn = Literal["connect-failure", "reset", "timeout", "5xx", "429"]
+Capability = Literal["tools", "vision", "jsonSchema", "reasoning"]
+Tier = Literal["economy", "standard", "premium"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,40 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the router knows of one upstream model: prices, limits, capabilities."""
+
+    input: float | None = spec_field(None, doc="USD per 1M input (prompt) tokens.", minimum=0)
+    output: float | None = spec_field(
+        None, doc="USD per 1M output (completion) tokens.", minimum=0
+    )
+    cached_input: float | None = spec_field(
+        None,
+        doc="USD per 1M prompt tokens served from the provider's prompt cache (reported in "
+        "usage.prompt_tokens_details.cached_tokens); default: the input price.",
+        minimum=0,
+    )
+    context_window: int | None = spec_field(
+        None,
+        doc="Tokens of prompt plus output the model accepts. A request estimated to need "
+        "more skips this target before any call.",
+        minimum=1,
+    )
+    max_output_tokens: int | None = spec_field(
+        None,
+        doc="Most completion tokens the model produces; the worst case of a request that "
+        "sets no max_tokens, for context and cost checks.",
+        minimum=1,
+    )
+    capabilities: tuple[Capability, ...] | None = spec_field(
+        None,
+        doc="Everything the model supports, of tools, vision, jsonSchema and reasoning. A "
+        "request needing one it lacks skips this target. Unset: assumed to support all.",
+        max_items=4,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str = spec_field(
         doc="Provider name, referenced by model targets.", pattern=DNS_LABEL, max_length=63
@@ -80,6 +116,11 @@ class Provider:
     )
     pricing: Mapping[str, Price] = spec_field(
         {}, doc="Price per upstream model name, used for cost metrics and budgets."
+    )
+    models: Mapping[str, ModelInfo] = spec_field(
+        {},
+        doc="Model registry: per upstream model name, its prices, context window, output "
+        "limit and capabilities. Prices here take precedence over pricing.",
     )
 
 
@@ -92,12 +133,56 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRule:
+    system_prompt_contains: str = spec_field(
+        doc="Text that, found in a request's system prompt, selects the tier.",
+        max_length=1024,
+    )
+    tier: Tier = spec_field(doc="The tier such a request gets.")
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    economy: str | None = spec_field(
+        None, doc="Model (of spec.models) for simple requests.", max_length=256
+    )
+    standard: str = spec_field(
+        doc="Model (of spec.models) for ordinary requests, and where the classifier sends "
+        "requests it is unsure of.",
+        max_length=256,
+    )
+    premium: str | None = spec_field(
+        None, doc="Model (of spec.models) for hard requests.", max_length=256
+    )
+    degrade: bool = spec_field(
+        True,
+        doc="When every target of the chosen tier is out of service or fails, answer from "
+        "the next tier down (x-modelroute-degraded says so) instead of a 503.",
+    )
+    rules: tuple[TierRule, ...] = spec_field(
+        [], doc="Rules checked before the classifier; the first that matches wins.", max_items=32
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Model:
     name: str = spec_field(
         doc="Model name clients send in requests.", pattern=MODEL_NAME, max_length=256
     )
     targets: tuple[Target, ...] = spec_field(
-        doc="Fallback chain: targets are tried in order.", min_items=1, max_items=8
+        [], doc="Fallback chain: targets are tried in order.", max_items=8
+    )
+    tiers: Tiers | None = spec_field(
+        None,
+        doc="Instead of targets: tiers of other models, one picked per request by its "
+        "complexity (tier routing).",
+    )
+    max_cost_usd: float | None = spec_field(
+        None,
+        key="maxCostUSD",
+        doc="Default per-request cost ceiling (USD): targets whose worst-case cost exceeds "
+        "it are skipped. The x-modelroute-max-cost-usd request header overrides it.",
+        minimum=0,
     )
 
 

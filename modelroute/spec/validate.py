@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from modelroute.spec.model import QUANTITY, RouteSpec
+from modelroute.spec.model import QUANTITY, Model, RouteSpec
 from modelroute.spec.schema import SpecError
 
 DNS_1035 = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -51,6 +51,26 @@ def check_names(name: str, spec: RouteSpec) -> list[SpecError]:
     return errors
 
 
+def _check_tiers(model: Model, m: int, chains: set[str], path: str) -> list[SpecError]:
+    """A model is a chain or a tier set, and a tier set names chains of the route."""
+    where = f"{path}.models[{m}]"
+    if bool(model.targets) == (model.tiers is not None):
+        return [SpecError(where, "set exactly one of targets (a fallback chain) or tiers")]
+    errors: list[SpecError] = []
+    if model.tiers is not None:
+        for tier in ("economy", "standard", "premium"):
+            name = getattr(model.tiers, tier)
+            if name is not None and name not in chains:
+                errors.append(
+                    SpecError(
+                        f"{where}.tiers.{tier}",
+                        f'every tier must name a model of this route with targets: "{name}" '
+                        "is not one",
+                    )
+                )
+    return errors
+
+
 def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
     """Every cross-field problem in ``spec``, each with its field path."""
     errors: list[SpecError] = []
@@ -67,7 +87,9 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
                 errors.append(SpecError(f"{where}.region", f'unknown region "{endpoint.region}"'))
             if endpoint.api_key_secret_ref is not None and endpoint.api_key_env is not None:
                 errors.append(SpecError(where, "set apiKeySecretRef or apiKeyEnv, not both"))
+    chains = {model.name for model in spec.models if model.targets}
     for m, model in enumerate(spec.models):
+        errors += _check_tiers(model, m, chains, path)
         for t, target in enumerate(model.targets):
             if target.provider not in providers:
                 errors.append(

@@ -170,6 +170,16 @@ CASES: list[tuple[str, Mutation, str]] = [
         "baseEjectionTime",
     ),
     (
+        "targets-and-tiers",
+        lambda d: _spec(d)["models"][0].update(tiers={"standard": _spec(d)["models"][0]["name"]}),
+        "set exactly one of targets",
+    ),
+    (
+        "neither-targets-nor-tiers",
+        lambda d: _spec(d)["models"][0].update(targets=[]),
+        "set exactly one of targets",
+    ),
+    (
         "first-token-above-total",
         lambda d: _spec(d).update(resilience={"timeouts": {"firstToken": "1m30s", "total": "1m"}}),
         "firstToken",

@@ -92,7 +92,8 @@ async def test_chat_shape_and_usage(sim: SimServer, http: aiohttp.ClientSession)
         "refusal": None,
     }
     assert choice["finish_reason"] == "stop"
-    assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    # 40 ASCII bytes at 4 a token, 4 for the message, 3 for priming the reply
+    assert body["usage"] == {"prompt_tokens": 17, "completion_tokens": 4, "total_tokens": 21}
     stats = sim.stats
     assert (stats.requests, stats.completed, stats.errors, stats.in_flight) == (1, 1, 0, 0)
     assert stats.by_path == {"/v1/chat/completions": 1}
@@ -125,7 +126,7 @@ async def test_stream_include_usage(sim: SimServer, http: aiohttp.ClientSession)
     assert chunks[-1] == "[DONE]"
     usage_chunk = chunks[-2]
     assert usage_chunk["choices"] == []
-    assert usage_chunk["usage"] == {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    assert usage_chunk["usage"] == {"prompt_tokens": 17, "completion_tokens": 3, "total_tokens": 20}
     assert chunks[-3]["choices"][0]["finish_reason"] == "stop"
 
 
