@@ -4,8 +4,8 @@ Most models are a chain and resolve to themselves. A tiered model
 (``models[].tiers``) picks one of its tiers per request, in this order:
 
 1. the ``x-modelroute-tier`` request header, when the client knows best;
-2. the model's rules (``tiers.rules``: system prompt contains X ⇒ tier),
-   the first that matches;
+2. the model's rules (``tiers.rules``: system prompt contains X ⇒ tier,
+   case-insensitive), the first that matches;
 3. the classifier (:mod:`.tiers`), pure and sub-millisecond.
 
 A tier the model does not declare falls to ``standard``. With
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.router.errors import BadRequest
-from modelroute.router.table import TIER_ORDER, Route, TierSet
-from modelroute.router.tiers import classify
+from modelroute.router.table import TIER_ORDER, Route
+from modelroute.router.tiers import classify, rule_tier
 
 TIER_HEADER = b"x-modelroute-tier"
 
@@ -55,8 +55,10 @@ def resolve(
             )
         tier, why = wanted, "header"
     else:
-        tier, why = _by_rules(tiers, payload)
-        if not tier:
+        ruled = rule_tier(payload, tiers.rules) if tiers.rules else None
+        if ruled is not None:
+            tier, why = ruled, "rule"
+        else:
             decision = classify(payload)
             tier, why = decision.tier, decision.reason
         if floor is not None and TIER_ORDER.index(floor) > TIER_ORDER.index(tier):
@@ -68,31 +70,3 @@ def resolve(
     )
     tiers.decisions[tier].inc()
     return Resolution(tiers.routes[tier], tier, why, lower)
-
-
-def _by_rules(tiers: TierSet, payload: dict[str, Any]) -> tuple[str, str]:
-    if not tiers.rules:
-        return "", ""
-    system = _system_prompt(payload)
-    for text, tier in tiers.rules:
-        if text in system:
-            return tier, "rule"
-    return "", ""
-
-
-def _system_prompt(payload: dict[str, Any]) -> str:
-    messages = payload.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    parts: list[str] = []
-    for message in messages:
-        if not isinstance(message, dict) or message.get("role") not in ("system", "developer"):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts += [
-                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-            ]
-    return "\n".join(parts)

@@ -23,7 +23,7 @@ from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
-from modelroute.spec.model import ModelInfo, Price
+from modelroute.spec.model import ModelInfo, Price, Tier
 
 API_PATHS = ("/chat/completions", "/completions", "/embeddings")
 
@@ -120,7 +120,7 @@ class TierSet:
     routes: dict[str, Route]  # economy / standard / premium -> its chain
     order: tuple[str, ...]  # tiers present, cheapest first (degradation walks down it)
     degrade: bool
-    rules: tuple[tuple[str, str], ...]  # (system prompt text, tier), first match wins
+    rules: tuple[tuple[str, Tier], ...]  # (system prompt text, tier), first match wins
     decisions: dict[str, Any]  # tier -> modelroute_tier_decisions_total child
 
 
