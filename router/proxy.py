@@ -399,10 +399,12 @@ class Proxy:
             try:
                 ceiling = float(raw)
             except ValueError:
+                ceiling = math.nan
+            if not math.isfinite(ceiling) or ceiling < 0:
                 raise BadRequest(
-                    "x-modelroute-max-cost-usd must be a number of US dollars.",
+                    "x-modelroute-max-cost-usd must be a non-negative number of US dollars.",
                     param="x-modelroute-max-cost-usd",
-                ) from None
+                )
         while True:
             chain = ex.route
             if not chain.checked and ceiling is None:

@@ -274,3 +274,18 @@ async def test_a_conversations_tier_goes_up_never_down(
     assert follow_up["x-modelroute-tier"] == "premium"
     _, alone, _ = await post(http, router.url, chat("ok, thanks!"))
     assert alone["x-modelroute-tier"] != "premium"
+
+
+async def test_a_malformed_cost_ceiling_is_a_400(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim()
+    router = await make_router(
+        quiet_route({"ds": [("us-east-1", sim)]}, models={"chat": [("ds", "m")]})
+    )
+    for value in ("cheap", "nan", "inf", "-1"):
+        status, _, body = await post(
+            http, router.url, chat(), **{"x-modelroute-max-cost-usd": value}
+        )
+        assert status == 400 and body["error"]["param"] == "x-modelroute-max-cost-usd", value
+    assert calls(sim) == 0
