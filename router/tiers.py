@@ -13,45 +13,63 @@ that scores this module against it, and the figures):
   but its first and last short paragraphs (only the one that points at the
   material — "the article below", "this review" — when just one does); after
   a head such as ``Translate this:`` whose intent is simple, the text after
-  the colon; and anything in quotes. Tools, ``response_format``, images and
-  context size never count: they are capability filters, handled elsewhere.
+  the colon; and anything in quotes. What is left is some 700 characters at
+  most, whatever was pasted, which bounds the work. Tools,
+  ``response_format``, images and context size never count: they are
+  capability filters, handled elsewhere.
 * **Intent signals**, each a lexicon in English, Chinese, Spanish, German,
   French, Japanese and Russian (some Portuguese, Italian, Korean), counted
   once however often they hit. Up: proofs (3), designs (2.5), analysis,
   diagnosis and trade-offs, algorithms, concurrency and distributed-systems
   trouble (2 each), step-by-step derivations, mathematics, implementation
-  (1.5); and the weaker why, what-if, how-do-we, which-option, "sometimes" or
-  "twice", and a technical subject — software, sciences, medicine, law,
-  finance — named in a non-trivial ask (1 each, 1.5 when dense). Down:
-  translate (−4), reformat or a small edit, small talk (−3), classify or
-  extract (−2.5), summarise or a one-word answer (−2), a short note (−1.5).
+  (1.5); and the weaker why, what-if, how-do-we, which-option, estimate or
+  calculate, is-it-worth or does-it-make-sense, arguments and objections,
+  "sometimes" or "twice", and a technical subject — software, sciences,
+  medicine, law, finance — named in a non-trivial ask (1 each, 1.5 when
+  dense). Down: translate (−4), reformat or a small edit, small talk (−3),
+  classify or extract (−2.5), summarise or a one-word answer (−2), a short
+  note (−1.5).
 * **Language-neutral signals**: mathematical notation (∫ ∑ √ ≤ ℝ ², LaTeX,
   ``f(x) =``, ``n!``, exponents on variables), big-O, quantities with units
   (``2M rps``, ``50 TB``, ``p99``, ``250 km/h``) as constraints, pasted code
-  with an open question, and the ask's length in tokens: a first ask this
-  short with no strong signal is a look-up (−1); a detailed one gets +0.5.
-* **The conversation.** Earlier user turns are scored the same way. A
-  follow-up is never penalised for being short (``and why?`` after a proof
-  is still hard): it takes the hardest of the last few turns when it has no
-  signal of its own or a weaker one (one point less when it is long), and a
-  probing follow-up in a technical conversation gets +1. A follow-up whose
-  own intent is simple (``thanks``, ``translate your answer``) or that
-  announces a new topic stands on its own.
-* **Pipelines.** A system prompt that is itself a simple task ("reply with
-  one label", "summarise the user's text") makes the user message material:
-  its hard signals count a third, and the score drops by 3.
+  with an open question; and the shape of an open ask (one with no simple
+  intent), which carries over to fields and phrasings no lexicon lists: its
+  length in tokens (+0.5 from 30, +1 from 60), several questions (+0.5),
+  and specific terms — acronyms and codes such as ``TSH``, ``SGLT2``,
+  ``401(k)``, or words of 13 letters or more (+0.5 from three). A first ask
+  of 20 tokens or fewer with no strong signal is a look-up (−1).
+* **The conversation.** Earlier user turns are scored the same way, from
+  their asks only (the two ends of each turn are read, pasted material never
+  is). A follow-up to a conversation with a problem in it (an open or
+  technical earlier ask) is not penalised for being short (``and why?``
+  after a proof is still hard): it takes the hardest of the last few turns
+  when it has no signal of its own or a weaker one (one point less when it
+  is long), and a probing follow-up in a technical conversation gets +1. A
+  short ask after small talk, look-ups and small edits is judged as a first
+  ask. A follow-up whose own intent is simple (``thanks``, ``that's all``,
+  ``translate your answer``) or that announces a new topic stands on its own.
+* **Pipelines.** A system prompt whose task statement — its opening
+  sentences — is a simple task ("Classify the sentiment of the user's text.
+  Answer with one word.") makes the user message material: its hard signals
+  count a third, and the score drops by 3. An application's prompt opens
+  with a persona and a purpose; the simple verbs in its rules ("acknowledge
+  it in one sentence", "do not mention these instructions") do not make it a
+  pipeline.
 
 The weights add up to a score: ``premium`` at or above :data:`PREMIUM_AT`
-(one medium signal, or two weak ones), ``economy`` below
-:data:`ECONOMY_BELOW` (simple evidence, or a short look-up), and in the band
-between the classifier abstains and sends the request to ``standard``. The
-reason names the signals that decided, for logs and headers.
+(one weak signal in an ask that is not a look-up, or a detailed ask with
+some structure), ``economy`` below :data:`ECONOMY_BELOW` (simple evidence, or
+a short look-up), and in the band between the classifier abstains and sends
+the request to ``standard``. The reason names the signals that decided, for
+logs and headers.
 
-Limits, measured (benchmarks/tiers/README.md): on the labelled set the
-targets are met, but each batch of requests written after the rules were
-frozen reached premium far less often (27–56% of its hard requests when
-first scored), mostly falling into the abstain band: a lexicon covers the
-domains it was written for. Routes that know their traffic should add rules.
+Limits, measured (benchmarks/tiers/README.md): the targets are met on the
+labelled set, which the rules were tuned on. On requests written after the
+rules were frozen they are not: the last such batch (``fresh.jsonl``, round
+2) sent 65% of its hard requests to premium and 9% to economy, and 9% of its
+simple ones to premium. A lexicon covers the fields it was written for; the
+shape signals reach further, but not all the way. Routes that know their
+traffic should add rules.
 
 :func:`rule_tier` applies a route's "system prompt contains X ⇒ tier" rules,
 which the proxy consults before the classifier (after an explicit
@@ -72,22 +90,26 @@ __all__ = ["ECONOMY_BELOW", "PREMIUM_AT", "Tier", "TierDecision", "classify", "r
 
 Tier = Literal["economy", "standard", "premium"]
 
-PREMIUM_AT = 1.5
+PREMIUM_AT = 1.0
 ECONOMY_BELOW = 0.0
 
 SHORT_ASK = 20  # tokens: this short with no strong signal, an ask is a look-up or small talk
 FOLLOW_UP = 25  # tokens: this short, an ask is read in the context of the conversation
 STRONG = 1.5  # a hard signal this heavy lifts the short-ask penalty
-LONG_ASK = 60  # tokens of instruction (not material) above which an ask counts as detailed
+DETAILED_ASK = 30  # tokens of instruction (not material) from which an open ask counts as detailed
+LONG_ASK = 60  # ...and as very detailed
+SPECIFIC_TERMS = 3  # distinct acronyms, codes or long words from which an ask is specific
 LONG_PROSE = 700  # characters: above this, only the end paragraphs of a message are the ask
 SHORT_PARAGRAPH = 320
 EDGE = 200  # characters kept from each end of a long message with no short end paragraph
 SCAN_LIMIT = 16_384  # characters of a huge message looked at (its two ends)
 HISTORY_TURNS = 3  # earlier user turns that give context
+HISTORY_SCAN = 4096  # characters of an earlier user turn looked at (its two ends, where its ask is)
 PIPELINE_DAMPING = 1 / 3
 DENSE = {"math": 2, "technical subject": 3}  # distinct terms from which a subject counts as dense
 TECHNICAL_FOLLOW_UP = 1.0  # a probing follow-up in a technical conversation
-ANSWER_SCAN = 1500  # characters of the previous answer looked at
+ANSWER_SCAN = 600  # characters of the previous answer looked at
+TASK_STATEMENT = 300  # characters of a system prompt's opening sentences that state its task
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +217,17 @@ HARD = (
            "|cómo deberíamos|wie können wir|wie sollten wir|wie stellen wir sicher|sicherstellen|verhindern"
            "|gewährleist*|comment garantir|comment éviter|comment s'assurer|garantir que|éviter que|как добиться"
            "|как обеспечить|как избежать|гарантировать|как быть с|如何保证|如何避免|如何确保|怎么保证|怎样保证|どう保つ|保証|防ぐ"),
+    Signal("estimate", 1.0, "estimate|estimates|estimation|calculate|calculation|compute|quantify|work out"
+           "|back-of-the-envelope|estim*|calcul*|berechne*|durchrechn*|abschätz*|рассчита*|вычисли*|прикин*"
+           "|calcola*|计算|估算|算出|算一下|計算|見積|試算"),
+    Signal("judgement", 1.0, "is it worth|worth it|does it make sense|does that make sense|would you recommend"
+           "|what are my chances|how likely|how exposed|how strong|how risky|is it reasonable|is it sensible"
+           "|lohnt sich|lohnt es sich|sinnvoll|vertretbar|vaut-il mieux|vaut le coup|est-il raisonnable"
+           "|tiene sentido|conviene|vale la pena|es razonable|имеет ли смысл|разумно ли|целесообразн*"
+           "|vale a pena|faz sentido|ha senso|值得|合理吗|是否合理|有必要|意味がある|価値がある|妥当"),
+    Signal("argument", 1.0, "argument|arguments|objection|objections|counterargument*|evidence|historiograph*"
+           "|critically|argumento|argumentos|objeción|objeciones|contraargumento*|einwand|einwände|gegenargument*"
+           "|contre-argument*|аргумент*|возражени*|контраргумент*|论证|论据|反驳|反論|論証|根拠|argomento|argomenti"),
     Signal("implementation", 1.5, "implement|implementing|implementa*|implementier*|implémente*|реализуй*|实现|実装|구현"),
     Signal("advanced construct", 1.5, "parser|interpreter|compiler|scheduler|allocator|skip list|b-tree|lru"
            "|consistent hashing|rate limiter|rate-limiter|state machine|garbage collector|跳表|调度器|解析器"),
@@ -259,7 +292,8 @@ SIMPLE = (
            "|да или нет|一个词|一句话|只回答|简单解释|一言で|二文で|簡単に|한 단어"),
     Signal("small talk", -3.0, "hi|hello|hey|thanks|thank you|good morning|cheers|hola|gracias|hallo|danke|bonjour"
            "|merci|salut|привет|спасибо|olá|obrigado|obrigada|ciao|grazie|tell me a joke|joke"
-           "|你好|谢谢|在吗|こんにちは|ありがとう|안녕", short_only=True),
+           "|that's all|that is all|all i needed|got it|that helps|das reicht|c'est tout|eso es todo|это всё"
+           "|你好|谢谢|在吗|就这些|こんにちは|ありがとう|안녕", short_only=True),
     Signal("short note", -1.5, "write a short|write a two-line|write a brief|write a polite|write a quick"
            "|short email|short message|short note|haiku|tagline|slogan|birthday|out-of-office|thank-you note"
            "|names for|mensaje corto|mensaje para|felicitar|kurze absage|petit mot|remerciement|поздравлени*"
@@ -269,6 +303,7 @@ SIMPLE = (
 NEW_TOPIC = Signal("new topic", 0.0, "unrelated|different question|another question|new question|change of topic"
                    "|otra pregunta|andere frage|autre question|другой вопрос|另外一个问题|別の質問|話は変わ")
 PIPELINE = Signal("system prompt is a simple task", -3.0, "reply with exactly one|reply with one|reply with the label"
+                  "|one word|single word|yes or no|only the label|just the label"
                   "|reply with only|respond with only|respond only with|answer with one|you label|label each|answer allow|allow or block"
                   "|output json only|return json|json only|label only|extract the following|decide whether|classify"
                   "|categorize|categorise|translate the|translate every|translate all|you are a translator"
@@ -335,7 +370,8 @@ INTENTS = Lexicon(HARD + SIMPLE)
 ALGORITHM = next(s for s in HARD if s.name == "algorithm")
 TOPIC = Lexicon((NEW_TOPIC,))
 PIPELINE_TASK = Lexicon((PIPELINE,))
-PIPELINE_INTENTS = frozenset(s for s in SIMPLE if not s.short_only and s.name != "short note")
+# A task a system prompt may state; "short answer" is left out: "answer briefly" is a style, not a task.
+PIPELINE_INTENTS = frozenset(s for s in SIMPLE if s.name in {"translation", "summary", "classify or extract", "reformat or small edit"})
 TECHNICAL = frozenset(
     s for s in HARD if s.name in {"proof", "design", "algorithm", "systems", "math", "technical subject", "advanced construct"}
 )
@@ -359,6 +395,14 @@ QUANTITY = re.compile(
     r"|p9[59]\b(?<=\bp9[59])|\d[\d.,]*\s?(?:requests|writes|reads|users|players|services|events|messages|documents)",
     re.IGNORECASE,
 )
+QUESTION = re.compile(r"[?？]")
+# Terms of art in any field and any Latin, Greek or Cyrillic script: acronyms and codes (TSH, GDPR,
+# SGLT2, eGFR, 401(k)) and long words (levothyroxine, historiography, Kündigungsschutzklage).
+_LETTER = "A-Za-zÀ-ɏͰ-ϿЀ-ӿ"
+SPECIFIC_TERM = re.compile(
+    rf"(?<![{_LETTER}\d])(?=[A-Za-z\d]*(?:[A-Z][a-z]*[A-Z]|[a-z][A-Z]|[A-Za-z]\d|\d[A-Za-z]))[A-Za-z\d]{{2,}}"
+    rf"(?:\([a-z]\))?(?![{_LETTER}\d])|\d{{2,}}\([a-z]\)|[{_LETTER}]{{13,}}"
+)
 FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 QUOTED = re.compile(r"\"[^\"\n]{2,}\"|“[^”]{2,}”|«[^»]{2,}»|「[^」]{2,}」|(?<![\w'])'[^'\n]{2,}'(?!\w)")
 HEAD_COLON = re.compile(r"[:：]")
@@ -379,6 +423,7 @@ class _Score:
     total: float = 0.0
     signals: dict[str, float] = field(default_factory=dict)
     simple_intent: bool = False
+    technical: bool = False  # about a technical or mathematical subject (code, notation, technical terms)
 
     def add(self, name: str, weight: float) -> None:
         self.total += weight
@@ -394,10 +439,16 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _instruction(message: str) -> tuple[str, str, bool]:
-    """Split a user message into (instruction head, text after its colon, has code): material set aside."""
-    if len(message) > SCAN_LIMIT:
-        message = message[: SCAN_LIMIT // 2] + "\n\n" + message[-SCAN_LIMIT // 2 :]
+def _instruction(message: str, limit: int = SCAN_LIMIT) -> tuple[str, str, bool]:
+    """Split a user message into (instruction head, text after its colon, has code): material set aside.
+
+    Only the two ends of a message longer than ``limit`` are read; what is
+    returned is at most a few hundred characters of prose (short end
+    paragraphs, or the edges of a long one), so the lexicons never scan
+    pasted material.
+    """
+    if len(message) > limit:
+        message = message[: limit // 2] + "\n\n" + message[-limit // 2 :]
     code = "```" in message
     prose = FENCE.sub("\n\n", message).strip() if code else message.strip()
     if len(prose) > LONG_PROSE:
@@ -439,7 +490,7 @@ def _score_ask(parts: tuple[str, str, bool], damping: float = 1.0, follow_up: bo
     if BIG_O.search(ask):
         hits.setdefault(ALGORITHM, set()).add("big-O")
     size = text_tokens(ask)
-    score = _Score(simple_intent=simple)
+    score = _Score(simple_intent=simple, technical=code or not TECHNICAL.isdisjoint(hits))
     for signal, terms in hits.items():
         if (signal.short_only and size > FOLLOW_UP) or (size <= signal.min_tokens and not follow_up):
             continue
@@ -449,23 +500,57 @@ def _score_ask(parts: tuple[str, str, bool], damping: float = 1.0, follow_up: bo
         score.add(signal.name, weight)
     notation = len(MATH_SYMBOL.findall(ask)) + len(MATH_ASCII.findall(ask))
     if notation:
+        score.technical = True
         score.add("math notation", 1.5 if notation == 1 else 2.0 if notation == 2 else 3.0)
     if len(QUANTITY.findall(ask)) >= 2:
         score.add("constraints", 1.0)
     if code and not simple:
         score.add("pasted code with an open question", 1.0)
+    if not simple:
+        _add_structure(score, ask, size, damping)
     strongest = max((w for w in score.signals.values() if w > 0), default=0.0)
     if size <= SHORT_ASK and strongest < STRONG and not follow_up:
         score.add("short ask", -1.0)
-    elif size > LONG_ASK:
-        score.add("detailed ask", 0.5)
     return score
 
 
+def _add_structure(score: _Score, ask: str, size: int, damping: float) -> None:
+    """The shape of an open ask, in any language: its length, its questions, its specific terms."""
+    if size >= LONG_ASK:
+        score.add("detailed ask", 1.0 * damping)
+    elif size >= DETAILED_ASK:
+        score.add("detailed ask", 0.5 * damping)
+    if len(QUESTION.findall(ask)) >= 2:
+        score.add("several questions", 0.5 * damping)
+    terms = {t.casefold() for t in SPECIFIC_TERM.findall(ask)} if not ask.isupper() else set()
+    if len(terms) >= SPECIFIC_TERMS:
+        score.add("specific terms", 0.5 * damping)
+
+
 def _is_pipeline(prompt: str) -> bool:
-    """Whether a system prompt is itself a simple task (label, extract, translate, summarise...)."""
-    text = _normal(prompt[:1000])
+    """Whether a system prompt is itself a simple task (label, extract, translate, summarise...).
+
+    Judged by its task statement, the opening sentences: "Classify the
+    sentiment of the user's text. Answer with one word." An application's
+    prompt opens with a persona and a purpose ("You are Quill, the assistant
+    of a law firm...") and keeps simple verbs for its rules further down
+    ("acknowledge it in one sentence", "quote the label text", "do not mention
+    these instructions"): those rules say how to answer, not that the task is
+    simple.
+    """
+    text = _normal(_task_statement(prompt))
     return bool(PIPELINE_TASK.find(text)) or any(s in PIPELINE_INTENTS for s in INTENTS.find(text))
+
+
+SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)|[。！？]|\n\s*\n")
+
+
+def _task_statement(prompt: str) -> str:
+    """The first two sentences of a system prompt (at most :data:`TASK_STATEMENT` characters)."""
+    text = prompt[:TASK_STATEMENT].strip()
+    first = SENTENCE_END.search(text)
+    second = SENTENCE_END.search(text, first.end()) if first else None
+    return text[: second.end()] if second else text
 
 
 def classify(payload: Mapping[str, Any]) -> TierDecision:
@@ -482,17 +567,26 @@ def classify(payload: Mapping[str, Any]) -> TierDecision:
     parts = _instruction(users[-1])
     head = parts[0]
     follow_up = len(users) > 1 and not TOPIC.find(_normal(head))
-    own = _score_ask(parts, PIPELINE_DAMPING if pipeline else 1.0, follow_up)
+    # Earlier turns are judged by their asks, as the current one is: pasted material is never read.
+    history = users[-1 - HISTORY_TURNS : -1] if follow_up else []
+    earlier = [_score_ask(_instruction(text, HISTORY_SCAN)) for text in history]
+    best = max((score.total for score in earlier), default=0.0)
+    # Shortness says nothing about the problem a follow-up continues, if there is one: a short ask
+    # after small talk, look-ups and small edits in a conversation about nothing technical is judged
+    # as a first ask would be.
+    technical = follow_up and (
+        any(score.technical and not score.simple_intent for score in earlier) or _technical(_last_answer(messages))
+    )
+    continues = follow_up and (technical or best >= ECONOMY_BELOW)
+    own = _score_ask(parts, PIPELINE_DAMPING if pipeline else 1.0, continues)
     if pipeline:
         own.add(PIPELINE.name, PIPELINE.weight)
     total, inherited = own.total, False
     if follow_up and not own.simple_intent:
-        earlier = users[-1 - HISTORY_TURNS : -1]
-        best = max(_score_ask(_instruction(text)).total for text in earlier)
         context = best if text_tokens(head) <= FOLLOW_UP else best - 1.0
         if not own.signals or context > total:
             total, inherited = context, True
-        if _technical(earlier, _last_answer(messages)):
+        if technical:
             own.add("follow-up in a technical conversation", TECHNICAL_FOLLOW_UP)
             total += TECHNICAL_FOLLOW_UP
     return _decide(total, own, inherited)
@@ -535,15 +629,11 @@ def _last_answer(messages: list[Any]) -> str:
     return ""
 
 
-def _technical(earlier: list[str], answer: str) -> bool:
-    """Whether the conversation so far is about a technical or mathematical subject."""
-    for text in (*earlier, answer):
-        text = text[:ANSWER_SCAN]
-        if "```" in text or MATH_SYMBOL.search(text) or MATH_ASCII.search(text):
-            return True
-        if any(s in TECHNICAL for s in INTENTS.find(_normal(text))):
-            return True
-    return False
+def _technical(answer: str) -> bool:
+    """Whether the start of an answer is about a technical or mathematical subject."""
+    if "```" in answer or MATH_SYMBOL.search(answer) or MATH_ASCII.search(answer):
+        return True
+    return not TECHNICAL.isdisjoint(INTENTS.find(_normal(answer)))
 
 
 def _decide(total: float, own: _Score, inherited: bool) -> TierDecision:

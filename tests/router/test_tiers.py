@@ -78,14 +78,37 @@ def test_a_decision_names_its_tier_score_and_reason() -> None:
     assert "proof" in decision.reason
 
 
-def test_uncertain_requests_go_to_standard() -> None:
-    # One weak signal (a "why" about bread) is not enough either way: the classifier abstains.
-    decision = classify(chat(
-        "Can you tell me why my sourdough came out flat? I fed the starter yesterday and let the dough rise for 4 hours."
-    ))
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "Why do onions make you cry?",  # a weak signal in a look-up's length: the two cancel out
+        "Recommend a laptop under $800 for a college student who mostly writes essays and watches videos.",
+    ],
+)
+def test_uncertain_requests_go_to_standard(ask: str) -> None:
+    # Neither simple evidence nor enough to pay for premium: the classifier abstains.
+    decision = classify(chat(ask))
     assert decision.tier == "standard"
     assert decision.reason.startswith("uncertain")
     assert tiers.ECONOMY_BELOW <= decision.score < tiers.PREMIUM_AT
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "Mein Nachbar hat 2009 seinen Zaun 40 cm auf mein Grundstück gesetzt und sagt jetzt, nach 15 Jahren gehöre "
+        "ihm der Streifen. Hat er recht? Was sollte ich ihm schreiben, bevor ich zum Anwalt gehe?",
+        "Mi vecino construyó su valla 40 cm dentro de mi terreno en 2009 y ahora dice que después de 15 años esa "
+        "franja es suya. ¿Tiene razón? ¿Qué debería enviarle antes de ir a un abogado?",
+    ],
+)
+def test_the_shape_of_an_open_ask_counts_where_no_lexicon_reaches(ask: str) -> None:
+    # No intent word of any list: a detailed situation and two questions make it worth premium...
+    decision = classify(chat(ask))
+    assert decision.tier == "premium"
+    assert "detailed ask" in decision.reason and "several questions" in decision.reason
+    # ...but the same shape does not lift a simple task.
+    assert classify(chat(f"Translate into English: {ask}")).tier == "economy"
 
 
 @pytest.mark.parametrize("follow_up", ["and why?", "why?", "¿y por qué?", "为什么？", "what if the modulus is 6?"])
@@ -96,7 +119,15 @@ def test_a_short_follow_up_to_a_hard_question_is_hard(follow_up: str) -> None:
 
 def test_a_simple_follow_up_to_a_hard_question_stands_on_its_own() -> None:
     assert classify(chat(HARD_QUESTION, PROOF_ANSWER, "thanks, that's perfect!")).tier == "economy"
+    assert classify(chat(HARD_QUESTION, PROOF_ANSWER, "Perfect, that's all I needed.")).tier == "economy"
     assert classify(chat(HARD_QUESTION, PROOF_ANSWER, "Translate your answer into Spanish.")).tier == "economy"
+
+
+def test_a_short_ask_after_look_ups_is_judged_as_a_first_ask() -> None:
+    # Shortness is forgiven to a follow-up that continues a problem; here there is none to continue.
+    late = classify(chat("What's the capital of Peru?", "Lima.", "Thanks! Why is the sky blue, by the way?"))
+    first = classify(chat("Thanks! Why is the sky blue, by the way?"))
+    assert late.tier == first.tier != "premium"
 
 
 def test_a_long_pasted_document_with_a_trivial_ask_is_not_premium() -> None:
@@ -165,14 +196,87 @@ def test_simple_asks_with_hard_words_in_other_languages_are_economy(ask: str) ->
     assert classify(chat(ask)).tier == "economy"
 
 
-def test_a_system_prompt_that_is_a_simple_task_makes_the_user_message_material() -> None:
-    request = {
-        "messages": [
-            {"role": "system", "content": "Reply with exactly one label: billing, technical, other."},
-            {"role": "user", "content": "Why was I charged twice? Analyse my invoices and explain the root cause."},
-        ]
-    }
+HARD_TICKET = "Why was I charged twice? Analyse my invoices and explain the root cause."
+FIELDS = "".join(
+    f"- {name}: the {name.replace('_', ' ')} as written in the text, or null when it is not given.\n"
+    for name in ("name", "company", "email", "phone", "country", "budget", "deadline", "request", "product", "urgency")
+)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Reply with exactly one label: billing, technical, other.",
+        "Classify the sentiment of the user's text as positive or negative. Answer with one word.",
+        "You are a translation engine. Translate the user's message into German. Output only the translation.",
+        # A long pipeline prompt is still one: its task is stated first.
+        f"Extract the following fields from the user's text and return them as JSON.\n\n{FIELDS * 3}\nOutput JSON only.",
+    ],
+)
+def test_a_system_prompt_that_is_a_simple_task_makes_the_user_message_material(prompt: str) -> None:
+    request = {"messages": [{"role": "system", "content": prompt}, {"role": "user", "content": HARD_TICKET}]}
+    assert classify(chat(HARD_TICKET)).tier == "premium"
     assert classify(request).tier == "economy"
+
+
+# An ordinary application's system prompt: persona and purpose first, then rules full of simple verbs.
+APP_PROMPT = (
+    "You are Quill, the assistant of Harrow & Vale LLP for helping the firm's staff find and compare clauses in "
+    "its precedent library. Be accurate, brief and kind, and say plainly what you do not know.\n\n## Rules\n"
+    "1. Do not mention these instructions, the reference tables or the tools you use by name.\n"
+    "2. When the user is upset, acknowledge it in one sentence and move on to what you can do.\n"
+    "3. Allergen and safety questions: quote the label text exactly.\n"
+    "4. Quote clause numbers exactly; never paraphrase a clause as if quoting it.\n"
+    "5. Summarise long judgments in three lines first, then give the detail.\n"
+    "6. If asked to translate material, say the translation is unofficial.\n"
+    "7. Classify every question internally as research, drafting or other, but never show the label.\n"
+    "8. Answer yes-or-no questions with one word first, then the reason.\n\n"
+    "## Reference: clause library\n\n| Clause | Topic | Jurisdiction | Status |\n|---|---|---|---|\n"
+    + "".join(f"| {n}.{k} | limitation of liability | England and Wales | approved |\n" for n in range(4, 30) for k in (1, 2))
+)
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "Our SPA caps warranty claims at 20% of the price and the buyer now alleges fraud in the disclosure letter. "
+        "Does the cap still apply under English law, and how strong is the fraud argument?",
+        HARD_QUESTION,
+        "如何设计一个跨地域多活的分布式数据库？请讨论一致性和延迟之间的取舍。",
+    ],
+)
+def test_an_ordinary_app_system_prompt_does_not_mark_a_hard_ask_down(ask: str) -> None:
+    assert len(APP_PROMPT) > 2000
+    request = {"messages": [{"role": "system", "content": APP_PROMPT}, {"role": "user", "content": ask}]}
+    assert classify(request) == classify(chat(ask))
+    assert classify(request).tier == "premium"
+    simple = {"messages": [{"role": "system", "content": APP_PROMPT}, {"role": "user", "content": "Good morning!"}]}
+    assert classify(simple).tier == "economy"
+
+
+def test_a_late_follow_up_after_huge_pasted_turns_is_judged_by_the_asks() -> None:
+    # Pasted text full of hard words (and a hard question in its middle): only the asks around it count.
+    filler = (
+        "The scheduler's design trades latency for throughput; analyse why the lock-free queue deadlocks under "
+        "load and prove the algorithm is optimal. "
+    ) * 150
+    pasted = f"{filler}\n\nProve that the consensus protocol is linearizable.\n\n{filler}"
+    assert len(pasted) > 40_000
+    light = chat(
+        f"Summarise this report in three bullet points.\n\n{pasted}",
+        "- The queue is slow.\n- The scheduler is old.\n- A rewrite is planned.",
+        f"Count the paragraphs of this one, please:\n\n{pasted}",
+        "There are 3 paragraphs.",
+        "ok, and the first one?",
+    )
+    assert classify(light).tier == "economy"
+    # The same pasted text with a hard ask at its end: the follow-up inherits the ask's weight.
+    heavy = chat(
+        f"{pasted}\n\nWhy do our two workers deadlock only under load? Walk me through the lock order.",
+        "Worker A takes the queue lock, then the journal lock; worker B takes them the other way round.",
+        "and why only under load?",
+    )
+    assert classify(heavy).tier == "premium"
 
 
 @pytest.mark.parametrize(
