@@ -508,6 +508,11 @@ class Proxy:
                 candidates = plan(ex.route, monotonic(), self._rng)
                 if ex.excluded:
                     candidates = [c for c in candidates if c.index not in ex.excluded]
+                if ex.lower:  # a lower tier is a better place than a degraded endpoint
+                    now = monotonic()
+                    candidates = [
+                        c for c in candidates if c.endpoint.health.state(now) != "degraded"
+                    ]
                 if ex.affine is not None and ex.attempts == 0 and len(candidates) > 1:
                     prefer_affine(candidates, ex.affine, monotonic())
                 panic = False

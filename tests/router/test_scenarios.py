@@ -101,6 +101,8 @@ class Seen:
     attempts: int
     cut: bool = False  # a stream that ended with an error event after its content began
     error: str | None = None  # anything else that is not a complete answer
+    tier: str = ""  # x-modelroute-tier, for tiered models
+    degraded: str = ""  # x-modelroute-degraded
 
     @property
     def failed(self) -> bool:
@@ -147,6 +149,8 @@ class Load:
                     resp.headers.get("x-modelroute-region", ""),
                     resp.headers.get("x-modelroute-provider", ""),
                     int(resp.headers.get("x-modelroute-attempts", "0")),
+                    tier=resp.headers.get("x-modelroute-tier", ""),
+                    degraded=resp.headers.get("x-modelroute-degraded", ""),
                 )
                 if resp.status != 200:
                     seen.error = f"{resp.status}: {raw[:300]!r}"
@@ -266,7 +270,9 @@ async def test_a_killed_local_region_serves_again_within_2s_of_its_restart(
         restarted = monotonic()
         await local.start()
         await asyncio.sleep(3.0)
-    back = min((s.ended for s in load.seen if s.region == US and s.started >= restarted), default=None)
+    back = min(
+        (s.ended for s in load.seen if s.region == US and s.started >= restarted), default=None
+    )
     fail_back = None if back is None else back - restarted
     tail = [s.region for s in load.seen if s.started >= restarted + 2.5]
     report(
@@ -435,3 +441,79 @@ async def test_html_502_pages_fall_to_the_next_target(
     report("HTML 502 pages", load, attempts_per_request_after=f"{upstream / after:.3f}")
     assert not load.failed()
     assert upstream / after <= 1.1
+
+
+HARD = {
+    "model": "auto",
+    "messages": [
+        {
+            "role": "user",
+            "content": "Design a sharded, replicated rate limiter for 2M req/s across three "
+            "regions and prove that no tenant can exceed its quota by more than 1%.",
+        }
+    ],
+}
+SIMPLE = {
+    "model": "auto",
+    "messages": [{"role": "user", "content": "What is the capital of Peru?"}],
+}
+
+
+async def test_a_premium_outage_degrades_to_standard_and_comes_back(
+    make_sim: SimFactory, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A tiered model; the premium provider dies in both regions under load, then returns."""
+    sims = {name: await make_sim(name=name, latency_ms=20) for name in (
+        "flash-us", "flash-eu", "pro-us", "pro-eu", "gpt-us", "gpt-eu"
+    )}  # fmt: skip
+    doc = shipped_defaults(
+        {
+            "deepseek": [(US, sims["flash-us"]), (EU, sims["flash-eu"])],
+            "deepseek-pro": [(US, sims["pro-us"]), (EU, sims["pro-eu"])],
+            "openai": [(US, sims["gpt-us"]), (EU, sims["gpt-eu"])],
+        },
+        models={
+            "flash": [("deepseek", "flash")],
+            "pro": [("deepseek-pro", "pro")],
+            "premium": [("openai", "gpt-4o")],
+        },
+    )
+    doc["spec"]["models"].append(
+        {"name": "auto", "tiers": {"economy": "flash", "standard": "pro", "premium": "premium"}}
+    )
+    async with (
+        router_process(tmp_path, doc, http) as router,
+        Load(router, [HARD, SIMPLE, STREAM | {"model": "auto"}]) as load,
+    ):
+        await asyncio.sleep(1.0)
+        killed = monotonic()
+        await sims["gpt-us"].close()
+        await sims["gpt-eu"].close()
+        await router.wait_until(
+            lambda s: "healthy" not in (s["openai/us-east-1"], s["openai/eu-west-1"])
+        )
+        detected = monotonic()
+        await asyncio.sleep(2.0)
+        restarted = monotonic()
+        await sims["gpt-us"].start()
+        await sims["gpt-eu"].start()
+        await asyncio.sleep(3.0)
+    premium = [s for s in load.seen if s.tier == "premium"]
+    during = [s for s in premium if detected + 0.5 <= s.started and s.ended < restarted]
+    after = [s for s in premium if s.started >= restarted + 2.0]
+    report(
+        "premium outage under a tiered model",
+        load,
+        detection_s=f"{detected - killed:.2f}",
+        premium_requests_during=len(during),
+        degraded_during=sum(1 for s in during if s.degraded == "premium->standard"),
+        premium_served_after=sum(1 for s in after if s.provider == "openai"),
+        of_after=len(after),
+    )
+    assert not load.failed()
+    odd = [s for s in during if s.degraded != "premium->standard"]
+    assert during and not odd, odd[:3]
+    assert all(s.provider == "deepseek-pro" for s in during)
+    assert max(s.attempts for s in during) == 1  # no attempts wasted on the dead tier
+    assert after and all(s.provider == "openai" and not s.degraded for s in after)
+    assert any(s.tier == "economy" and s.provider == "deepseek" for s in load.seen)
