@@ -9,28 +9,16 @@ route cheaper than sending everything to GPT-4o, cached tokens found.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.scripts import run_summary
 
 
 def test_small_replay_prints_sane_figures(tmp_path: Path) -> None:
     out = tmp_path / "replay.md"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/replay.py", "--requests", "200", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("replay: PASS "), output[-4000:]
-    figures = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", last)}
+    text, stdout = run_summary("replay", "--requests", "200", "--out", str(out))
+    figures = {k: float(v) for k, v in text.items() if re.fullmatch(r"[\d.]+", v)}
+    last = str(text)
     assert figures["requests"] == 200, last
     assert figures["failed"] == 0, last
     assert 0 < figures["tiered_usd"] < figures["all_gpt4o_usd"], last
@@ -39,7 +27,7 @@ def test_small_replay_prints_sane_figures(tmp_path: Path) -> None:
     assert figures["classifier_p99_us"] > 0, last
 
     tables = out.read_text()
-    assert tables in result.stdout
+    assert tables in stdout
     for heading in (
         "| route | cost (USD) |",
         "| label \\ tier | economy | standard | premium |",

@@ -7,28 +7,12 @@ requests through faults and disconnects, read from its last line.
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.scripts import run_summary
 
 
 def test_short_soak_passes_after_real_work() -> None:
-    result = subprocess.run(
-        [sys.executable, "benchmarks/soak.py", "--seconds", "8", "--warmup", "2", "--settle", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("soak: PASS "), output[-4000:]
-    figures = dict(re.findall(r"(\w+)=(\S+)", last))
+    figures, _ = run_summary("soak", "--seconds", "8", "--warmup", "2", "--settle", "2")
+    last = str(figures)
     assert int(figures["requests"]) > 500, last
     assert int(figures["ok"]) > 250, last
     assert int(figures["faults"]) >= 3, last

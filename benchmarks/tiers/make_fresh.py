@@ -28,25 +28,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from make_labelled import AGENT_SYSTEM, TOOLS
+from make_labelled import AGENT_SYSTEM, TOOLS, Msg, assistant, system, user
 
 OUT = Path(__file__).with_name("fresh.jsonl")
 
-Msg = dict[str, Any]
 records: list[dict[str, Any]] = []
 ROUND = 1  # 2: written after the classifier changed with round 1 in view was frozen (see README.md)
-
-
-def system(text: str) -> Msg:
-    return {"role": "system", "content": text}
-
-
-def user(text: str) -> Msg:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> Msg:
-    return {"role": "assistant", "content": text}
 
 
 def add(kind: str, label: str, lang: str, domain: str, messages: list[Msg], **extra: Any) -> None:
