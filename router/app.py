@@ -1,7 +1,7 @@
 """The router's HTTP surface: which path does what, for one routing table at a time.
 
 Proxied OpenAI paths go to :class:`~.proxy.Proxy`; the few admin paths
-(health, readiness, metrics, the model list) are answered here directly. The
+(health, readiness, metrics, the model list and each model) are answered here directly. The
 OpenAI paths are served with and without the ``/v1`` prefix, because clients
 differ in whether their base URL includes it.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 import orjson
 
 from modelroute.router import redact
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.auth import bearer_token, key_accepted
-from modelroute.router.errors import MethodNotAllowed, NotFound, Unauthorized
+from modelroute.router.errors import MethodNotAllowed, ModelNotFound, NotFound, Unauthorized
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import Metrics
@@ -31,6 +32,7 @@ Endpoint = Callable[[Request, ResponseWriter], Awaitable[None]]
 _OK = b'{"status":"ok"}'
 _DRAINING = b'{"status":"draining"}'
 _METRICS_TYPE = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+_MODEL_PREFIXES = ("/v1/models/", "/models/")  # GET /v1/models/{id}: ids may hold "/"
 
 
 class RouterApp:
@@ -69,6 +71,8 @@ class RouterApp:
 
     async def handle(self, request: Request, out: ResponseWriter) -> None:
         entry = self._paths.get(request.path)
+        if entry is None and request.path.startswith(_MODEL_PREFIXES):
+            entry = (b"GET", self._model)
         if entry is None:
             error = NotFound(f"Unknown request URL: {request.method.decode()} {request.path}.")
             out.send(error.status, [JSON], error.body())
@@ -127,12 +131,31 @@ class RouterApp:
         }
         out.send(200, [JSON], orjson.dumps(body))
 
-    async def _models(self, request: Request, out: ResponseWriter) -> None:
+    def _refused(self, request: Request, out: ResponseWriter) -> bool:
+        """The model endpoints take the client keys the proxied paths take."""
         table = self.table
         if table.client_keys and not key_accepted(
             bearer_token(request.headers.get(b"authorization")), table.client_keys
         ):
             error = Unauthorized("Incorrect or missing API key.")
             out.send(error.status, [JSON], error.body())
+            return True
+        return False
+
+    async def _models(self, request: Request, out: ResponseWriter) -> None:
+        if not self._refused(request, out):
+            out.send(200, [JSON], self.table.models_body)
+
+    async def _model(self, request: Request, out: ResponseWriter) -> None:
+        """``GET /v1/models/{id}``: the rest of the path, percent-decoded, is the id (SDKs
+        send ``deepseek-ai%2FDeepSeek-V4-Flash``; a raw ``/`` is taken as well)."""
+        if self._refused(request, out):
             return
-        out.send(200, [JSON], table.models_body)
+        prefix = next(p for p in _MODEL_PREFIXES if request.path.startswith(p))
+        name = unquote(request.path[len(prefix) :], errors="replace")
+        if name not in self.table.routes:
+            error = ModelNotFound(f"The model '{name}' does not exist", param="model")
+            out.send(error.status, [JSON], error.body())
+            return
+        model = {"id": name, "object": "model", "created": 0, "owned_by": "modelroute"}
+        out.send(200, [JSON], orjson.dumps(model))

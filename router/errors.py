@@ -34,7 +34,11 @@ health, and what does the client see?
                                     sees it; passed through verbatim, no failover,
                                     no health penalty
 
-    (no class)                503   every candidate failed, or the policy stopped retrying
+    (no class)                      every candidate failed, or the policy stopped retrying:
+                                    when the last failure was an upstream's answer (429,
+                                    5xx, an error event before content) the client gets
+                                    that answer, its status and Retry-After; else (connect
+                                    failures, timeouts, resets, nothing in service) 503
     (no class)                      any failure after a stream's commit point: the stream
                                     ends with an SSE error event (sent text is never replayed)
 

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from time import monotonic, perf_counter
-from typing import Any
 
 import orjson
 
@@ -43,6 +42,7 @@ from modelroute.router.errors import (
     ModelNotFound,
     RateLimited,
     Retryable,
+    StreamFailedEarly,
     Unauthorized,
     UnsupportedMediaType,
     UpstreamAnswered,
@@ -70,6 +70,7 @@ from modelroute.router.resolve import resolve
 from modelroute.router.stream import (
     StreamState,
     Usage,
+    early_error_answer,
     interruption_event,
     open_stream,
     relay_block,
@@ -1012,17 +1013,39 @@ class Proxy:
     def _give_up(
         self, ex: Exchange, failure: AttemptFailed | None, attempt_log: Sequence[str] = ()
     ) -> int:
-        """Our own 503: ``Retry-After`` (when the first endpoint is due back) and, in
-        ``x-modelroute-attempt-log``, each candidate tried and what it got. A tiered
-        request with a lower tier left falls to it instead."""
+        """No candidate is left to answer. A tiered request with a lower tier left falls to
+        it instead. Else, when the last failure was an upstream's answer (a 429, a 5xx, an
+        error event before content), the client gets that answer (see :func:`relayed`),
+        a 429 with ``Retry-After`` = when the first candidate is due back (at most what
+        the upstream asked);
+        when nothing answered, our own 503 with ``Retry-After`` (when the first endpoint
+        is due back). Both say in ``x-modelroute-attempt-log`` whom we tried and what
+        each got."""
         if ex.lower and not ex.out.started:
             raise _Degrade
+        trail: Headers = []
+        if attempt_log:
+            log_value = ", ".join(attempt_log).encode("ascii", "backslashreplace")
+            trail.append((b"x-modelroute-attempt-log", log_value))
         now = monotonic()
         soonest = min(
             (e.health.available_at(now) for t in ex.route.targets for e in t.endpoints),
             default=now,
         )
         retry_after = max(1, math.ceil(soonest - now))
+        answer = relayed(failure)
+        if answer is not None and ex.last is not None:
+            status, headers, body = answer
+            if status == 429:
+                # Every candidate is rate-limited: the client may come back when the first
+                # of them is due back — sooner than the last one asked when another one
+                # asked less, never later than an upstream asked (our cooldowns double).
+                asked = parse_retry_after(headers)
+                due = retry_after if asked is None else min(retry_after, max(1, math.ceil(asked)))
+                headers = [h for h in headers if h[0] not in (b"retry-after", b"retry-after-ms")]
+                headers.append((b"retry-after", b"%d" % due))
+            ex.out.send(status, headers + self._identity(ex, ex.last) + trail, body)
+            return status
         detail = (
             failure.public if failure is not None else "every endpoint is ejected or cooling down"
         )
@@ -1033,18 +1056,33 @@ class Proxy:
             "server_error",
             code="upstream_unavailable",
         )
-        headers: list[Any] = [
+        own: Headers = [
             JSON,
             (b"retry-after", b"%d" % retry_after),
             (b"x-modelroute-attempts", b"%d" % (ex.earlier_attempts + ex.attempts)),
             (b"x-request-id", ex.request_id),
             *ex.notes,
         ]
-        if attempt_log:
-            log_value = ", ".join(attempt_log).encode("ascii", "backslashreplace")
-            headers.append((b"x-modelroute-attempt-log", log_value))
-        ex.out.send(503, headers, body)
+        ex.out.send(503, own + trail, body)
         return 503
+
+
+def relayed(failure: AttemptFailed | None) -> tuple[int, Headers, bytes] | None:
+    """The upstream answer behind a final failure, as the client gets it: its status,
+    headers (``Retry-After``/``retry-after-ms`` as the upstream sent them) and an
+    OpenAI-shaped body (:func:`client_error`); for an error event before content in a
+    200 stream, the event's error with a status (:func:`~.stream.early_error_answer`).
+    None when nothing answered (connect failure, timeout, reset, a malformed answer)
+    or when the answer refused the router's own key, which is no business of the client."""
+    if isinstance(failure, UpstreamAnswered) and not failure.router_fault:
+        headers, body = client_error(failure.status, to_client(failure.headers), failure.body)
+        return failure.status, headers, body
+    if isinstance(failure, StreamFailedEarly):
+        early = early_error_answer(failure.event)
+        if early is not None:
+            status, body = early
+            return status, [JSON], redact.scrub(body)
+    return None
 
 
 class _Degrade(Exception):

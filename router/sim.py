@@ -828,7 +828,14 @@ class SimServer:
                 b",",
             )
         )
-        opening = head + _ROLE if chat else b""
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+        def no_usage(chunk: bytes) -> bytes:
+            """Like OpenAI: once usage is asked for, every chunk but the last says null."""
+            return chunk.replace(b"]}\n\n", b'],"usage":null}\n\n') if wants_usage else chunk
+
+        opening = head + no_usage(_ROLE) if chat else b""
         response = web.StreamResponse(headers=self._headers(behaviour, _SSE_HEADERS))
         await response.prepare(request)
         stats = self.stats
@@ -843,6 +850,7 @@ class SimServer:
         piece, piece_end = (
             (_CHAT_PIECE, _CHAT_PIECE_END) if chat else (_TEXT_PIECE, _TEXT_PIECE_END)
         )
+        piece_end = no_usage(piece_end)
         pieces = _pieces(tokens)
         if behaviour.die_after_tokens is not None:
             pieces = pieces[: behaviour.die_after_tokens]
@@ -862,9 +870,8 @@ class SimServer:
 
         if behaviour.die_after_tokens is not None:
             return self._abort(request)
-        tail = [head, (_CHAT_END if chat else _TEXT_END)[finish]]
-        options = body.get("stream_options")
-        if isinstance(options, dict) and options.get("include_usage") is True:
+        tail = [head, no_usage((_CHAT_END if chat else _TEXT_END)[finish])]
+        if wants_usage:
             tail += [head, b'"choices":[],"usage":', orjson.dumps(usage), b"}\n\n"]
         tail.append(_DONE)
         await response.write(b"".join(tail))

@@ -11,8 +11,10 @@ After the commit point the relay works on raw bytes: it forwards everything
 up to the last complete event boundary and parses only events that mention
 ``"usage"``. The router asks upstreams for the usage chunk
 (``stream_options.include_usage``) so cost can be counted, and drops that
-chunk again when the client had not asked for it, so the client sees exactly
-the stream it would have seen.
+chunk again when the client had not asked for it, and with it the
+``"usage":null`` that an upstream puts in every other chunk once usage is
+asked for (:func:`drop_null_usage`), so the client sees exactly the stream it
+would have seen.
 
 Every event is checked as it passes: a ``data:`` payload that is not JSON
 ends the stream with an error event (strict SDKs would raise mid-stream),
@@ -209,7 +211,7 @@ async def open_stream(response: UpstreamResponse, state: StreamState) -> None:
                 state.usage.take(parsed["usage"])
                 if state.strip_usage and not parsed.get("choices"):
                     continue
-            state.held.append(event)
+            state.held.append(drop_null_usage(event) if state.strip_usage else event)
             if has_content(parsed):
                 _note_finish(parsed, state)
                 # Events after the first content one go out through the relay.
@@ -245,7 +247,8 @@ def relay_block(block: bytes, state: StreamState) -> bytes:
     comes before it is returned, the rest is not relayed.
     """
     if _plain_events_checked(block, state):
-        return block  # the common case: content chunks, checked and relayed as they are
+        # the common case: content chunks, checked and relayed as they are
+        return drop_null_usage(block) if state.strip_usage else block
     kept: list[bytes] = []
     changed = False
     for event in split_events(block):
@@ -279,9 +282,26 @@ def relay_block(block: bytes, state: StreamState) -> bytes:
         if not state.finished:
             _note_finish(parsed, state)
         kept.append(event)
-    if not changed and b"\r\n" not in block:
-        return block  # relayed byte for byte
-    return b"".join(kept)
+    if changed or b"\r\n" in block:
+        block = b"".join(kept)  # else relayed byte for byte
+    return drop_null_usage(block) if state.strip_usage else block
+
+
+_NULL_USAGE = (b',"usage":null', b', "usage": null')  # compact (OpenAI) and json.dumps spacing
+
+
+def drop_null_usage(block: bytes) -> bytes:
+    """``block`` without the ``"usage":null`` members that upstreams add to every chunk
+    once usage is asked for; for when the router asked and the client did not.
+
+    Bytes-level and safe: a ``"`` inside a JSON string is escaped, so ``,"usage":``
+    can only be a member; the search costs about a microsecond per block.
+    """
+    if b'"usage"' not in block:
+        return block
+    for spelling in _NULL_USAGE:
+        block = block.replace(spelling, b"")
+    return block
 
 
 def _plain_events_checked(block: bytes, state: StreamState) -> bool:
@@ -304,11 +324,31 @@ def _plain_events_checked(block: bytes, state: StreamState) -> bool:
             parsed = loads(payload)
         except orjson.JSONDecodeError:
             return False
-        if not isinstance(parsed, dict) or "usage" in parsed or "error" in parsed:
+        if not isinstance(parsed, dict) or parsed.get("usage") is not None or "error" in parsed:
             return False  # usage to take (or strip), an error to note: the full path
         if not state.finished and b'"finish_reason":null' not in payload:
             _note_finish(parsed, state)
     return True
+
+
+def early_error_answer(event: bytes) -> tuple[int, bytes] | None:
+    """An error event that came before any content, as a plain HTTP answer: the stream
+    was never started, so the client gets a status its SDK raises on (a rate limit is
+    429, anything else 502) and the event's own error object as the body. None when
+    the event is not an error in OpenAI's shape (a malformed event)."""
+    data = event_data(event)
+    try:
+        parsed = orjson.loads(data) if data is not None else None
+    except orjson.JSONDecodeError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, str):
+        error = {"message": error, "type": "server_error", "param": None, "code": None}
+    if not isinstance(error, dict):
+        return None
+    kind = f"{error.get('code')} {error.get('type')}"
+    limited = "rate_limit" in kind or "insufficient_quota" in kind
+    return (429 if limited else 502), orjson.dumps({"error": error})
 
 
 def interruption_event(message: str) -> bytes:

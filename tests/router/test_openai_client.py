@@ -7,10 +7,12 @@ exception classes it raises against OpenAI itself.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
@@ -134,6 +136,41 @@ async def test_models_list(routed: AsyncOpenAI) -> None:
     assert all(model.object == "model" for model in models)
 
 
+async def test_models_retrieve(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(tokens=1)
+    slashed = "deepseek-ai/DeepSeek-V4-Flash"  # the SDK sends it as deepseek-ai%2FDeepSeek-V4-Flash
+    models = {"chat-fast": [("deepseek", "m")], slashed: [("deepseek", "m")]}
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}, models=models))
+    client = make_client(router)
+    for name in ("chat-fast", slashed):
+        model = await client.models.retrieve(name)
+        assert (model.id, model.object, model.created, model.owned_by) == (
+            name,
+            "model",
+            0,
+            "modelroute",
+        )
+    # Without the /v1 prefix, and with the slash sent as it is.
+    no_prefix = AsyncOpenAI(base_url=router.url.removesuffix("/v1"), api_key="x", max_retries=0)
+    async with no_prefix:
+        raw = await no_prefix.get(f"/models/{slashed}", cast_to=httpx.Response)
+        assert raw.json()["id"] == slashed
+    with pytest.raises(openai.NotFoundError) as caught:
+        await client.models.retrieve("gpt-nope")
+    assert caught.value.code == "model_not_found"
+    assert caught.value.body == {
+        "message": "The model 'gpt-nope' does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert caught.value.param == "model"
+    with pytest.raises(openai.NotFoundError):
+        await client.models.retrieve("chat-fast/extra")
+
+
 async def test_unknown_model_is_not_found(routed: AsyncOpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         await routed.chat.completions.create(model="gpt-nope", messages=HELLO)
@@ -151,7 +188,7 @@ async def test_rejected_body_is_bad_request(routed: AsyncOpenAI) -> None:
     assert caught.value.param == "messages"
 
 
-async def test_every_upstream_failing_is_internal_server_error(
+async def test_every_upstream_failing_relays_the_last_answer(
     make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
 ) -> None:
     sims = [await make_sim(fail_rate=1.0, fail_status=500) for _ in range(2)]
@@ -164,10 +201,29 @@ async def test_every_upstream_failing_is_internal_server_error(
     client = make_client(router)
     with pytest.raises(openai.InternalServerError) as caught:
         await client.chat.completions.create(model="chat-fast", messages=HELLO)
-    assert caught.value.status_code == 503
-    assert caught.value.code == "upstream_unavailable"
-    assert caught.value.response.headers["x-modelroute-attempts"] == "2"
+    assert caught.value.status_code == 500  # the upstream's, not our 503
+    assert caught.value.message.endswith("simulated failure (500)")
+    headers = caught.value.response.headers
+    assert headers["x-modelroute-attempts"] == "2"
+    assert headers["x-modelroute-attempt-log"].count("=500") == 2
     assert [sim.stats.by_path.get("/v1/chat/completions") for sim in sims] == [1, 1]
+
+
+async def test_every_upstream_rate_limited_is_rate_limit_error_with_its_retry_after(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(fail_rate=1.0, fail_status=429, retry_after=1)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    client = make_client(router).with_options(max_retries=1)
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO)
+    assert caught.value.status_code == 429
+    assert caught.value.response.headers["retry-after"] == "1"  # the upstream's own
+    # The SDK waited what the upstream asked before its one retry, then gave up.
+    assert time.monotonic() - started >= 0.9
+    assert (sim.stats.by_path.get("/v1/chat/completions") or 0) >= 2  # (the router may
+    # also wait out so short a Retry-After once itself: see retries.sameTargetWait)
 
 
 async def test_streaming_with_every_upstream_failing(
@@ -178,7 +234,38 @@ async def test_streaming_with_every_upstream_failing(
     client = make_client(router)
     with pytest.raises(openai.InternalServerError) as caught:
         await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    assert caught.value.status_code == 500
+
+
+async def test_error_event_before_content_that_no_one_else_answers(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(stream_error_before_content=True)
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    client = make_client(router)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    # The stream never started: a status, and the event's own error as the body.
+    assert caught.value.status_code == 502
+    assert caught.value.body == {
+        "message": "simulated upstream error mid-stream",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+
+
+async def test_no_upstream_answering_is_our_own_503(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(refuse=True)  # the connection is dropped: nothing answered
+    router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
+    client = make_client(router)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(model="chat-fast", messages=HELLO)
     assert caught.value.status_code == 503
+    assert caught.value.code == "upstream_unavailable"
+    assert int(caught.value.response.headers["retry-after"]) >= 1
 
 
 @pytest.fixture
@@ -209,6 +296,8 @@ async def test_wrong_client_key_is_authentication_error(
     assert caught.value.code == "invalid_api_key"
     with pytest.raises(openai.AuthenticationError):
         await client.models.list()
+    with pytest.raises(openai.AuthenticationError):
+        await client.models.retrieve("chat-fast")
 
 
 @pytest.mark.parametrize("key", ["sk-team-a", "sk-team-b"])
@@ -222,6 +311,7 @@ async def test_right_client_key_works(
     chunks: list[Any] = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "tok0 tok1 tok2"
     assert [m.id async for m in client.models.list()] == ["chat-fast"]
+    assert (await client.models.retrieve("chat-fast")).id == "chat-fast"
 
 
 async def test_client_key_is_not_sent_upstream(
@@ -243,3 +333,19 @@ async def test_sdk_timeout_cancels_the_upstream(
         await client.chat.completions.create(model="chat-fast", messages=HELLO)
     # The application gave up: the upstream must stop generating for it.
     await eventually(lambda: sim.stats.cancelled == 1, timeout=1.0)
+
+
+async def test_usage_the_client_did_not_ask_for_is_in_no_chunk(routed: AsyncOpenAI) -> None:
+    """The router asks the upstream for usage; the upstream then puts "usage":null in
+    every chunk (as OpenAI does). Without include_usage the client sees none of it."""
+    body: dict[str, Any] = {"model": "chat-fast", "messages": HELLO, "stream": True}
+    async with httpx.AsyncClient(base_url=str(routed.base_url)) as http:
+        plain = await http.post("/chat/completions", json=body)
+        asked = await http.post(
+            "/chat/completions", json={**body, "stream_options": {"include_usage": True}}
+        )
+    assert plain.status_code == asked.status_code == 200
+    assert b'"usage"' not in plain.content
+    chunks = [line for line in asked.content.split(b"\n\n") if line.startswith(b"data: {")]
+    assert all(c.endswith(b',"usage":null}') for c in chunks[:-1])  # passed on as sent
+    assert b'"usage":{' in chunks[-1]

@@ -6,7 +6,9 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
+from modelroute.router.stream import StreamState, early_error_answer, relay_block
 from tests.router.conftest import RouterFactory, SimFactory, route_doc
 
 CHAT = {"model": "chat-fast", "messages": [{"role": "user", "content": "Hello there"}]}
@@ -157,7 +159,7 @@ async def test_client_errors_in_openai_shape(
     assert 'modelroute_requests_total{code="404",model="other"} 1.0' in metrics
 
 
-async def test_every_upstream_failing_gives_503_with_retry_after(
+async def test_every_upstream_failing_gives_the_last_upstream_answer(
     make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
 ) -> None:
     bad = await make_sim(fail_rate=1.0, fail_status=502)
@@ -165,12 +167,13 @@ async def test_every_upstream_failing_gives_503_with_retry_after(
     doc = route_doc({"deepseek": [("us-east-1", bad), ("eu-west-1", worse)]})
     router = await make_router(doc)
     async with http.post(f"{router.url}/chat/completions", json=CHAT) as resp:
-        assert resp.status == 503
-        assert resp.headers["retry-after"]
         # attempts: 2 (the default) allows three tries for two candidates: each
-        # once, then the plan starts over at the top.
+        # once, then the plan starts over at the top, where `bad` answers 502 again.
+        assert resp.status == 502
+        assert "retry-after" not in resp.headers  # none asked for; ours would be a guess
         assert resp.headers["x-modelroute-attempts"] == "3"
-        _is_openai_error(await resp.json(), "server_error", "upstream_unavailable")
+        assert resp.headers["x-modelroute-attempt-log"].count("=50") == 3
+        assert (await resp.json())["error"]["message"] == "simulated failure (502)"
     assert bad.stats.requests == 2 and worse.stats.requests == 1
 
 
@@ -394,3 +397,38 @@ async def test_hedges_spend_the_retry_budget(
     assert fast.stats.requests == 0
     metrics = await (await http.get(f"http://127.0.0.1:{router.port}/metrics")).text()
     assert "modelroute_hedges_total 0.0" in metrics
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ({"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}, 429),
+        ({"message": "quota", "type": "insufficient_quota", "code": "insufficient_quota"}, 429),
+        ({"message": "boom", "type": "server_error", "param": None, "code": None}, 502),
+        ("overloaded", 502),
+    ],
+)
+def test_an_early_error_event_becomes_a_status_and_its_error(error: object, status: int) -> None:
+    event = b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    answer = early_error_answer(event)
+    assert answer is not None
+    assert answer[0] == status
+    body = orjson.loads(answer[1])["error"]
+    assert body == error if isinstance(error, dict) else body["message"] == error
+
+
+def test_a_malformed_early_event_is_no_answer() -> None:
+    assert early_error_answer(b"data: {not json\n\n") is None
+    assert early_error_answer(b"event: error\ndata: {}\n\n") is None
+
+
+def test_relay_drops_null_usage_only_when_the_router_asked_for_it() -> None:
+    compact = b'data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\n'
+    spaced = b'data: {"choices": [{"delta": {"content": "\\",\\"usage\\":null"}}], "usage": null}\n\n'
+    block = compact + spaced
+    stripped = relay_block(block, StreamState(strip_usage=True))
+    assert stripped == (
+        b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+        b'data: {"choices": [{"delta": {"content": "\\",\\"usage\\":null"}}]}\n\n'
+    )  # (an escaped "usage" inside a string is content, and kept)
+    assert relay_block(block, StreamState(strip_usage=False)) == block
