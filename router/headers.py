@@ -12,7 +12,9 @@ The client-side server applies the allow-list while it parses
 
 Upstream → client: the upstream's headers pass, minus hop-by-hop, framing,
 cookies and any ``x-modelroute-*`` an upstream made up, plus the router's
-own ``x-modelroute-*`` headers that say who answered.
+own ``x-modelroute-*`` headers that say who answered. The upstream's
+``x-request-id`` passes (it is what SDKs expose and provider support asks
+for); the router's own id is ``x-modelroute-request-id``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ NOT_TO_CLIENT = _HOP_BY_HOP | {
     b"set-cookie",
     b"date",
     b"server",
-    b"x-request-id",
 }
 
 

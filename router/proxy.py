@@ -332,7 +332,8 @@ class Proxy:
             code = await (self._route(ex) if ex.tier is None else self._route_tiers(ex, route))
         except ClientError as exc:
             code = exc.status
-            out.send(code, [JSON, (b"x-request-id", request_id)], exc.body())
+            ids = [(b"x-modelroute-request-id", request_id), (b"x-request-id", request_id)]
+            out.send(code, [JSON, *ids], exc.body())
         except asyncio.CancelledError:
             code = 499  # the client went away (nginx's convention), not a server error
             raise
@@ -482,6 +483,7 @@ class Proxy:
                 headers = [
                     *entry.headers,
                     (b"x-modelroute-cache", b"hit"),
+                    (b"x-modelroute-request-id", ex.request_id),
                     (b"x-request-id", ex.request_id),
                 ]
                 ex.out.send(200, headers, entry.body)
@@ -868,7 +870,8 @@ class Proxy:
             # Content arrived: a latency sample, but not yet a success. A stream that
             # is cut later counts as a failure, and cut after cut ejects the endpoint.
             endpoint.health.sample(perf_counter() - started)
-            headers = to_client(response.headers) + self._identity(ex, candidate)
+            headers = to_client(response.headers)
+            headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
             await ex.out.write(b"".join(state.held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
@@ -961,10 +964,11 @@ class Proxy:
         if ex.cache_key is not None and status == 200:
             cache = self._cache
             if cache is not None:
-                who = self._identity(ex, candidate)[:3]  # provider, region, upstream model
-                cache.put(ex.cache_key, headers + who, answer, monotonic())
+                who = list(candidate.identity)  # provider, region, upstream model
+                kept = [h for h in headers if h[0] != b"x-request-id"]  # ids are per request
+                cache.put(ex.cache_key, kept + who, answer, monotonic())
             headers.append((b"x-modelroute-cache", b"miss"))
-        ex.out.send(status, headers + self._identity(ex, candidate), answer)
+        ex.out.send(status, headers + self._identity(ex, candidate, headers), answer)
 
     def _remember_session(self, ex: Exchange, candidate: Candidate) -> None:
         if ex.session is not None:
@@ -990,13 +994,20 @@ class Proxy:
         target.cost.inc(cost)
         return cost
 
-    def _identity(self, ex: Exchange, candidate: Candidate) -> Headers:
+    def _identity(self, ex: Exchange, candidate: Candidate, upstream: Headers) -> Headers:
+        """Who answered, and the ids: the router's own in ``x-modelroute-request-id``
+        (and in its logs); ``x-request-id`` is the upstream's when ``upstream`` (its
+        headers as the client gets them) carries one — what SDKs expose and what
+        provider support asks for — else the router's."""
         overhead = max(0.0, perf_counter() - ex.request.received_at - ex.upstream_time) * 1000
+        ids = [(b"x-modelroute-request-id", ex.request_id)]
+        if header(upstream, b"x-request-id") is None:
+            ids.append((b"x-request-id", ex.request_id))
         return [
             *candidate.identity,
             (b"x-modelroute-attempts", b"%d" % (ex.earlier_attempts + ex.attempts)),
             (b"x-modelroute-overhead-ms", b"%.3f" % overhead),
-            (b"x-request-id", ex.request_id),
+            *ids,
             *ex.notes,
         ]
 
@@ -1007,7 +1018,7 @@ class Proxy:
         else re-worded in OpenAI's shape with the upstream's status and an
         excerpt of its text; never with one of the router's credentials in it."""
         headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
-        ex.out.send(answer.status, headers + self._identity(ex, candidate), body)
+        ex.out.send(answer.status, headers + self._identity(ex, candidate, headers), body)
         return answer.status
 
     def _give_up(
@@ -1044,7 +1055,7 @@ class Proxy:
                 due = retry_after if asked is None else min(retry_after, max(1, math.ceil(asked)))
                 headers = [h for h in headers if h[0] not in (b"retry-after", b"retry-after-ms")]
                 headers.append((b"retry-after", b"%d" % due))
-            ex.out.send(status, headers + self._identity(ex, ex.last) + trail, body)
+            ex.out.send(status, headers + self._identity(ex, ex.last, headers) + trail, body)
             return status
         detail = (
             failure.public if failure is not None else "every endpoint is ejected or cooling down"
@@ -1060,6 +1071,7 @@ class Proxy:
             JSON,
             (b"retry-after", b"%d" % retry_after),
             (b"x-modelroute-attempts", b"%d" % (ex.earlier_attempts + ex.attempts)),
+            (b"x-modelroute-request-id", ex.request_id),
             (b"x-request-id", ex.request_id),
             *ex.notes,
         ]

@@ -20,7 +20,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimServer
-from tests.router.conftest import RouterFactory, SimFactory, eventually
+from tests.router.conftest import RouterFactory, SimFactory, eventually, route_doc
 from tests.router.conftest import quiet_route as route
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there, router"}]
@@ -349,3 +349,35 @@ async def test_usage_the_client_did_not_ask_for_is_in_no_chunk(routed: AsyncOpen
     chunks = [line for line in asked.content.split(b"\n\n") if line.startswith(b"data: {")]
     assert all(c.endswith(b',"usage":null}') for c in chunks[:-1])  # passed on as sent
     assert b'"usage":{' in chunks[-1]
+
+
+async def test_the_upstreams_request_id_reaches_the_sdk_and_ours_is_kept_apart(
+    make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    from tests.router.scripted import Reply, ScriptedUpstream, chat_json, response
+
+    def script(n: int, request: bytes) -> Reply:
+        headers = {"Content-Type": "application/json"}
+        if n == 0:
+            headers["X-Request-Id"] = "req_upstream_123"
+        return Reply(response(200, chat_json("hi"), headers=headers))
+
+    upstream = await ScriptedUpstream(script).start()
+    try:
+        doc = route_doc({"p": [("us-east-1", upstream)]})  # type: ignore[list-item]
+        router = await make_router(doc)
+        client = make_client(router)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat-fast", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert raw.headers["x-request-id"] == "req_upstream_123"
+        assert raw.parse()._request_id == "req_upstream_123"
+        ours = raw.headers["x-modelroute-request-id"]
+        assert ours.startswith("mr-") and f"x-request-id: {ours}".encode() in upstream.requests[0]
+        # an upstream that sends no id: the router's own is both
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat-fast", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert raw.headers["x-request-id"] == raw.headers["x-modelroute-request-id"]
+    finally:
+        await upstream.close()
