@@ -113,22 +113,61 @@ def _shallow(api: Api, body: bytes) -> Call | None:
     return _checked(api, payload, layout)
 
 
+def _json_kind(value: Any) -> str:
+    """How OpenAI names a JSON value's type in its error messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
 def _checked(api: Api, payload: dict[str, Any], layout: Layout | None) -> Call:
+    """The fields routing needs, checked with OpenAI's messages, codes and params."""
     model = payload.get("model")
-    if model is None:
-        raise BadRequest("you must provide a model parameter", param="model")
-    if not isinstance(model, str) or not model:
-        raise BadRequest("model must be a non-empty string", param="model")
+    if model is None or model == "":
+        raise BadRequest("you must provide a model parameter")
+    if not isinstance(model, str):
+        raise BadRequest(
+            f"Invalid type for 'model': expected a string, but got {_json_kind(model)} instead.",
+            param="model",
+            code="invalid_type",
+        )
     if api.required not in payload:
-        raise BadRequest(f"Missing required parameter: '{api.required}'.", param=api.required)
-    if api.required == "messages" and not (
-        payload["messages"] is ... or (isinstance(payload["messages"], list) and payload["messages"])
-    ):
-        raise BadRequest("messages must be a non-empty array", param="messages")
+        raise BadRequest(
+            f"Missing required parameter: '{api.required}'.",
+            param=api.required,
+            code="missing_required_parameter",
+        )
+    messages = payload[api.required]
+    if api.required == "messages" and messages is not ...:
+        if not isinstance(messages, list):
+            raise BadRequest(
+                f"Invalid type for 'messages': expected an array, but got "
+                f"{_json_kind(messages)} instead.",
+                param="messages",
+                code="invalid_type",
+            )
+        if not messages:
+            raise BadRequest(
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+                "but got an empty array instead.",
+                param="messages",
+                code="empty_array",
+            )
     stream = payload.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise BadRequest(
-            f"Invalid type for 'stream': expected a boolean, but got {type(stream).__name__}.",
+            f"Invalid type for 'stream': expected a boolean, but got {_json_kind(stream)} "
+            "instead.",
             param="stream",
             code="invalid_type",
         )

@@ -316,8 +316,7 @@ class Proxy:
             route = table.routes.get(call.model)
             if route is None:
                 raise ModelNotFound(
-                    f"The model `{call.model}` does not exist or you do not have access to it.",
-                    param="model",
+                    f"The model `{call.model}` does not exist or you do not have access to it."
                 )
             ex = self._exchange_for(request, out, table, route, call, request_id)
             if route.tiers is not None or route.sticky or route.checked:

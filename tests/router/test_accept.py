@@ -40,14 +40,14 @@ def test_large_bodies_are_read_by_their_top_level() -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({**big_chat(), "model": None}, "model"),
+        ({**big_chat(), "model": None}, None),
         ({**big_chat(), "model": 7}, "model"),
-        ({k: v for k, v in big_chat().items() if k != "model"}, "model"),
+        ({k: v for k, v in big_chat().items() if k != "model"}, None),
         ({"model": "m", "prompt": IMAGE}, "messages"),
         ({**big_chat(), "messages": []}, "messages"),
     ],
 )
-def test_large_bodies_get_the_same_errors(body: dict[str, object], param: str) -> None:
+def test_large_bodies_get_the_same_errors(body: dict[str, object], param: str | None) -> None:
     with pytest.raises(BadRequest) as caught:
         accept(CHAT, orjson.dumps(body))
     assert caught.value.param == param
@@ -63,3 +63,59 @@ def test_large_embedding_input() -> None:
     assert call.layout is not None and call.model == "e"
     with pytest.raises(BadRequest):
         accept(EMBEDDINGS, orjson.dumps({"model": "e", "input": [IMAGE], "stream": True}))
+
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+# The router's own 400s, with OpenAI's message, `param` and `code` for the same mistakes
+# (as the OpenAI API answers them; SDKs and clients match on `code` and `param`).
+OPENAI_ERRORS = [
+    ({"messages": HELLO}, None, None, "you must provide a model parameter"),
+    ({"model": "", "messages": HELLO}, None, None, "you must provide a model parameter"),
+    (
+        {"model": 5, "messages": HELLO},
+        "model",
+        "invalid_type",
+        "Invalid type for 'model': expected a string, but got an integer instead.",
+    ),
+    (
+        {"model": "m"},
+        "messages",
+        "missing_required_parameter",
+        "Missing required parameter: 'messages'.",
+    ),
+    (
+        {"model": "m", "messages": []},
+        "messages",
+        "empty_array",
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+        "but got an empty array instead.",
+    ),
+    (
+        {"model": "m", "messages": "hi"},
+        "messages",
+        "invalid_type",
+        "Invalid type for 'messages': expected an array, but got a string instead.",
+    ),
+    (
+        {"model": "m", "messages": HELLO, "stream": "true"},
+        "stream",
+        "invalid_type",
+        "Invalid type for 'stream': expected a boolean, but got a string instead.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "param", "code", "message"), OPENAI_ERRORS)
+def test_the_routers_own_errors_use_openais_codes(
+    body: dict[str, object], param: str | None, code: str | None, message: str
+) -> None:
+    with pytest.raises(BadRequest) as info:
+        accept(CHAT, orjson.dumps(body))
+    error = orjson.loads(info.value.body())["error"]
+    assert error == {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code,
+    }

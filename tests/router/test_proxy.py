@@ -132,11 +132,12 @@ async def test_client_errors_in_openai_shape(
         (b"{not json", 400, None, None),
         (b"", 400, None, None),
         (b"[1, 2]", 400, None, None),
-        (orjson.dumps({"messages": CHAT["messages"]}), 400, None, "model"),
-        (orjson.dumps({"model": 7, "messages": CHAT["messages"]}), 400, None, "model"),
-        (orjson.dumps({"model": "chat-fast"}), 400, None, "messages"),
-        (orjson.dumps({"model": "chat-fast", "messages": []}), 400, None, "messages"),
-        (orjson.dumps({**CHAT, "model": "gpt-17"}), 404, "model_not_found", "model"),
+        # OpenAI's own param/code for each (see test_accept.py's table)
+        (orjson.dumps({"messages": CHAT["messages"]}), 400, None, None),
+        (orjson.dumps({"model": 7, "messages": CHAT["messages"]}), 400, "invalid_type", "model"),
+        (orjson.dumps({"model": "chat-fast"}), 400, "missing_required_parameter", "messages"),
+        (orjson.dumps({"model": "chat-fast", "messages": []}), 400, "empty_array", "messages"),
+        (orjson.dumps({**CHAT, "model": "gpt-17"}), 404, "model_not_found", None),
     ]
     for body, status, code, param in cases:
         async with http.post(url, data=body, headers={"content-type": "application/json"}) as resp:
