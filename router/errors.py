@@ -36,8 +36,10 @@ health, and what does the client see?
 
     (no class)                      every candidate failed, or the policy stopped retrying:
                                     when the last failure was an upstream's answer (429,
-                                    5xx, an error event before content) the client gets
-                                    that answer, its status and Retry-After; else (connect
+                                    5xx) the client gets that answer (a 429's Retry-After:
+                                    when the first candidate is due back); an error event
+                                    before content reaches it as that event in a 200
+                                    stream; else (connect
                                     failures, timeouts, resets, nothing in service) 503
     (no class)                      any failure after a stream's commit point: the stream
                                     ends with an SSE error event (sent text is never replayed)

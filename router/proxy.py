@@ -70,7 +70,6 @@ from modelroute.router.resolve import resolve
 from modelroute.router.stream import (
     StreamState,
     Usage,
-    early_error_answer,
     interruption_event,
     open_stream,
     relay_block,
@@ -1043,6 +1042,14 @@ class Proxy:
             default=now,
         )
         retry_after = max(1, math.ceil(soonest - now))
+        if isinstance(failure, StreamFailedEarly) and ex.last is not None:
+            # The upstream's error event, as it sent it, in a 200 stream: what an SDK
+            # would have met talking to that upstream directly.
+            head: Headers = [(b"content-type", b"text/event-stream")]
+            ex.out.start_stream(200, head + self._identity(ex, ex.last, []) + trail)
+            ex.out.write_now(redact.scrub(failure.event))
+            ex.out.end_stream()
+            return 200
         answer = relayed(failure)
         if answer is not None and ex.last is not None:
             status, headers, body = answer
@@ -1080,19 +1087,13 @@ class Proxy:
 
 def relayed(failure: AttemptFailed | None) -> tuple[int, Headers, bytes] | None:
     """The upstream answer behind a final failure, as the client gets it: its status,
-    headers (``Retry-After``/``retry-after-ms`` as the upstream sent them) and an
-    OpenAI-shaped body (:func:`client_error`); for an error event before content in a
-    200 stream, the event's error with a status (:func:`~.stream.early_error_answer`).
-    None when nothing answered (connect failure, timeout, reset, a malformed answer)
-    or when the answer refused the router's own key, which is no business of the client."""
+    headers and an OpenAI-shaped body (:func:`client_error`). None when nothing
+    answered (connect failure, timeout, reset, a malformed answer), when the answer
+    refused the router's own key (no business of the client), and for an error event
+    before content (see Proxy._give_up: it is relayed as a stream)."""
     if isinstance(failure, UpstreamAnswered) and not failure.router_fault:
         headers, body = client_error(failure.status, to_client(failure.headers), failure.body)
         return failure.status, headers, body
-    if isinstance(failure, StreamFailedEarly):
-        early = early_error_answer(failure.event)
-        if early is not None:
-            status, body = early
-            return status, [JSON], redact.scrub(body)
     return None
 
 

@@ -331,26 +331,6 @@ def _plain_events_checked(block: bytes, state: StreamState) -> bool:
     return True
 
 
-def early_error_answer(event: bytes) -> tuple[int, bytes] | None:
-    """An error event that came before any content, as a plain HTTP answer: the stream
-    was never started, so the client gets a status its SDK raises on (a rate limit is
-    429, anything else 502) and the event's own error object as the body. None when
-    the event is not an error in OpenAI's shape (a malformed event)."""
-    data = event_data(event)
-    try:
-        parsed = orjson.loads(data) if data is not None else None
-    except orjson.JSONDecodeError:
-        return None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, str):
-        error = {"message": error, "type": "server_error", "param": None, "code": None}
-    if not isinstance(error, dict):
-        return None
-    kind = f"{error.get('code')} {error.get('type')}"
-    limited = "rate_limit" in kind or "insufficient_quota" in kind
-    return (429 if limited else 502), orjson.dumps({"error": error})
-
-
 def interruption_event(message: str) -> bytes:
     """The SSE event that ends a stream whose upstream failed after the commit point."""
     return (

@@ -243,16 +243,13 @@ async def test_error_event_before_content_that_no_one_else_answers(
     sim = await make_sim(stream_error_before_content=True)
     router = await make_router(route({"deepseek": [("us-east-1", sim)]}))
     client = make_client(router)
-    with pytest.raises(openai.InternalServerError) as caught:
-        await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
-    # The stream never started: a status, and the event's own error as the body.
-    assert caught.value.status_code == 502
-    assert caught.value.body == {
-        "message": "simulated upstream error mid-stream",
-        "type": "server_error",
-        "param": None,
-        "code": None,
-    }
+    # The upstream's error event as it sent it, in a 200 stream: the SDK raises on it
+    # while iterating, exactly as it would talking to that upstream directly.
+    stream = await client.chat.completions.create(model="chat-fast", messages=HELLO, stream=True)
+    with pytest.raises(openai.APIError) as caught:
+        async for _ in stream:
+            pass
+    assert "simulated upstream error mid-stream" in caught.value.message
 
 
 async def test_no_upstream_answering_is_our_own_503(

@@ -6,9 +6,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 
-from modelroute.router.stream import StreamState, early_error_answer, relay_block
+from modelroute.router.stream import StreamState, relay_block
 from tests.router.conftest import RouterFactory, SimFactory, route_doc
 
 CHAT = {"model": "chat-fast", "messages": [{"role": "user", "content": "Hello there"}]}
@@ -398,29 +397,6 @@ async def test_hedges_spend_the_retry_budget(
     assert fast.stats.requests == 0
     metrics = await (await http.get(f"http://127.0.0.1:{router.port}/metrics")).text()
     assert "modelroute_hedges_total 0.0" in metrics
-
-
-@pytest.mark.parametrize(
-    ("error", "status"),
-    [
-        ({"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}, 429),
-        ({"message": "quota", "type": "insufficient_quota", "code": "insufficient_quota"}, 429),
-        ({"message": "boom", "type": "server_error", "param": None, "code": None}, 502),
-        ("overloaded", 502),
-    ],
-)
-def test_an_early_error_event_becomes_a_status_and_its_error(error: object, status: int) -> None:
-    event = b"data: " + orjson.dumps({"error": error}) + b"\n\n"
-    answer = early_error_answer(event)
-    assert answer is not None
-    assert answer[0] == status
-    body = orjson.loads(answer[1])["error"]
-    assert body == error if isinstance(error, dict) else body["message"] == error
-
-
-def test_a_malformed_early_event_is_no_answer() -> None:
-    assert early_error_answer(b"data: {not json\n\n") is None
-    assert early_error_answer(b"event: error\ndata: {}\n\n") is None
 
 
 def test_relay_drops_null_usage_only_when_the_router_asked_for_it() -> None:
