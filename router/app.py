@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelroute.router import redact
+from modelroute.router import cors, redact
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.errors import MethodNotAllowed, ModelNotFound, NotFound, Unauthorized
@@ -70,6 +70,15 @@ class RouterApp:
         return endpoint
 
     async def handle(self, request: Request, out: ResponseWriter) -> None:
+        cors_settings = self.table.spec.server.cors
+        if cors_settings is not None:
+            origin = request.headers.get(b"origin")
+            if origin is not None and cors.allowed(cors_settings, origin):
+                if request.method == b"OPTIONS":  # a preflight: nothing is proxied
+                    requested = request.headers.get(b"access-control-request-headers")
+                    out.send(204, cors.preflight_headers(cors_settings, origin, requested), b"")
+                    return
+                out.extra = cors.answer_headers(origin)
         entry = self._paths.get(request.path)
         if entry is None and request.path.startswith(_MODEL_PREFIXES):
             entry = (b"GET", self._model)

@@ -344,7 +344,22 @@ class ClientAuth:
 
 
 @dataclass(frozen=True, slots=True)
+class Cors:
+    allowed_origins: tuple[str, ...] = spec_field(
+        doc="Origins (scheme://host[:port]) whose pages may call the router from a browser; "
+        "\"*\" allows any origin (then set auth: a page on any site could spend).",
+        min_items=1,
+        max_items=64,
+    )
+    max_age: Duration = spec_field("10m", doc="How long browsers may cache a preflight answer.")
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
+    cors: Cors | None = spec_field(
+        None,
+        doc="Let browser pages of these origins call the router (CORS); off when unset.",
+    )
     max_request_body: ByteSize = spec_field(
         "10Mi", doc="Largest request body accepted; larger ones get 413."
     )

@@ -101,13 +101,14 @@ class Request:
 class ResponseWriter:
     """Writes one response: either whole (:meth:`send`) or as a chunked stream."""
 
-    __slots__ = ("_conn", "_head_only", "_raw", "_streaming", "started", "status")
+    __slots__ = ("_conn", "_head_only", "_raw", "_streaming", "extra", "started", "status")
 
     def __init__(self, conn: HttpServerProtocol, head_only: bool = False, raw: bool = False) -> None:
         self._conn = conn
         self._head_only = head_only  # a HEAD request: headers as for GET, no body
         self._raw = raw  # an HTTP/1.0 client: a stream is sent as is and ends with the close
         self._streaming = False
+        self.extra: list[tuple[bytes, bytes]] = []  # added to whatever answer is sent (CORS)
         self.started = False
         self.status = 0
 
@@ -124,7 +125,10 @@ class ResponseWriter:
         head = [status_line(status)]
         for name, value in headers:
             head.append(name + b": " + value + b"\r\n")
-        head.append(b"content-length: %d\r\n" % len(body))
+        for name, value in self.extra:
+            head.append(name + b": " + value + b"\r\n")
+        if status != 204:  # RFC 9110 §8.6: a 204 has no Content-Length
+            head.append(b"content-length: %d\r\n" % len(body))
         head.append(self._conn.connection_header())
         if self._head_only:
             body = b""
@@ -147,6 +151,8 @@ class ResponseWriter:
         self.status = status
         head = [status_line(status)]
         for name, value in headers:
+            head.append(name + b": " + value + b"\r\n")
+        for name, value in self.extra:
             head.append(name + b": " + value + b"\r\n")
         if not self._raw:
             head.append(b"transfer-encoding: chunked\r\n")

@@ -409,3 +409,47 @@ def test_relay_drops_null_usage_only_when_the_router_asked_for_it() -> None:
         b'data: {"choices": [{"delta": {"content": "\\",\\"usage\\":null"}}]}\n\n'
     )  # (an escaped "usage" inside a string is content, and kept)
     assert relay_block(block, StreamState(strip_usage=False)) == block
+
+
+async def test_cors_is_off_by_default_and_answers_allowed_origins_when_on(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim()
+    doc = route_doc({"deepseek": [("us-east-1", sim)]})
+    router = await make_router(doc)
+    page = {"origin": "https://app.example.com"}
+    preflight = {
+        **page,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, x-stainless-os, cookie",
+    }
+    url = f"{router.url}/chat/completions"
+    async with http.options(url, headers=preflight) as resp:
+        assert resp.status == 405 and "access-control-allow-origin" not in resp.headers
+    async with http.post(url, json=CHAT, headers=page) as resp:
+        assert resp.status == 200 and "access-control-allow-origin" not in resp.headers
+
+    doc["spec"]["server"] = {"cors": {"allowedOrigins": ["https://app.example.com"]}}
+    router = await make_router(doc)
+    url = f"{router.url}/chat/completions"
+    async with http.options(url, headers=preflight) as resp:
+        assert resp.status == 204 and "content-length" not in resp.headers
+        assert resp.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert resp.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
+        # what an OpenAI client sends, not what it should not (cookies)
+        assert resp.headers["access-control-allow-headers"] == (
+            "authorization, content-type, x-stainless-os"
+        )
+        assert resp.headers["access-control-max-age"] == "600"
+    async with http.post(url, json=CHAT, headers=page) as resp:
+        assert resp.status == 200
+        assert resp.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "x-request-id" in resp.headers["access-control-expose-headers"]
+    async with http.post(url, json={**CHAT, "stream": True}, headers=page) as resp:
+        assert resp.headers["access-control-allow-origin"] == "https://app.example.com"
+    other = {"origin": "https://evil.example"}
+    async with http.options(url, headers={**preflight, **other}) as resp:
+        assert "access-control-allow-origin" not in resp.headers
+    async with http.post(url, json=CHAT, headers=other) as resp:
+        assert "access-control-allow-origin" not in resp.headers
+    assert sim.stats.requests == 4  # preflights never reach the upstream
