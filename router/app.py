@@ -17,13 +17,14 @@ import orjson
 
 from modelroute.router import cors, redact
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
+from modelroute.router.answers import JSON
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.errors import MethodNotAllowed, ModelNotFound, NotFound, Unauthorized
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.metrics import Metrics
 from modelroute.router.probes import HealthMonitor
-from modelroute.router.proxy import JSON, Proxy
+from modelroute.router.proxy import Proxy
 from modelroute.router.table import RoutingTable
 
 log = logging.getLogger("modelroute.router")

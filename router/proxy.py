@@ -13,17 +13,13 @@ retryable, and what the client then sees, is the failure model drawn in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
 import os
 import random
-import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from time import monotonic, perf_counter
 
 import orjson
@@ -31,6 +27,14 @@ import orjson
 from modelroute.router import redact
 from modelroute.router.accept import Api, Call, accept, json_content_type
 from modelroute.router.affinity import Sessions, session_key
+from modelroute.router.answers import (
+    JSON,
+    check_answer,
+    classify,
+    client_error,
+    parse_retry_after,
+    relayed,
+)
 from modelroute.router.auth import bearer_token, key_accepted
 from modelroute.router.body import Layout, splice, usage_of
 from modelroute.router.cache import ResponseCache, cache_directives, cache_key
@@ -46,10 +50,8 @@ from modelroute.router.errors import (
     Unauthorized,
     UnsupportedMediaType,
     UpstreamAnswered,
-    UpstreamAuthFailed,
     UpstreamRejected,
     UpstreamReset,
-    UpstreamServerError,
     UpstreamTimeout,
     error_body,
 )
@@ -81,13 +83,11 @@ from modelroute.spec.model import Hedging
 log = logging.getLogger("modelroute.access")
 health_log = logging.getLogger("modelroute.health")
 
-JSON = (b"content-type", b"application/json")
 _ID_PREFIX = os.urandom(6).hex().encode()
 _ids = itertools.count(1)
 
 Headers = list[tuple[bytes, bytes]]
 COST_HEADER = b"x-modelroute-max-cost-usd"
-_TAG = re.compile(r"<[^>]*>")  # markup in an upstream's HTML error page
 # Failures after which the upstream did (or may have done) the work: trying the same
 # endpoint again spends the retry budget.
 _COSTLY = frozenset({"timeout", "reset", "5xx"})
@@ -98,40 +98,6 @@ def new_request_id() -> bytes:
     return b"mr-%s-%d" % (_ID_PREFIX, next(_ids))
 
 
-def parse_retry_after(headers: Headers) -> float | None:
-    """Seconds an upstream asked us to wait (``retry-after-ms``, or ``Retry-After``
-    in seconds or as an HTTP date)."""
-    value = header(headers, b"retry-after-ms")
-    if value is not None:
-        with contextlib.suppress(ValueError):
-            return float(value) / 1000
-    value = header(headers, b"retry-after")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value.decode("latin-1"))
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def classify(status: int, headers: Headers, body: bytes) -> AttemptFailed:
-    """The failure an upstream's non-2xx answer stands for."""
-    if status < 400:
-        return BadUpstreamAnswer(f"upstream answered {status}, not an API answer")
-    if status == 429:
-        return RateLimited(status, headers, body, parse_retry_after(headers))
-    if status in (401, 403):
-        return UpstreamAuthFailed(status, headers, body)
-    if status >= 500:
-        return UpstreamServerError(status, headers, body)
-    return UpstreamRejected(status, headers, body)
-
-
 def prefer_affine(candidates: list[Candidate], endpoint_key: str, now: float) -> None:
     """Move the conversation's last endpoint to the front, if it is planned and healthy
     (not half-open, not cooling down): affinity reorders a plan, it never adds to it."""
@@ -140,44 +106,6 @@ def prefer_affine(candidates: list[Candidate], endpoint_key: str, now: float) ->
             if i > 0 and candidate.endpoint.health.state(now) == "healthy":
                 candidates.insert(0, candidates.pop(i))
             return
-
-
-def check_answer(status: int, body: bytes) -> None:
-    """A 2xx answer must be the JSON object the API promises; else BadUpstreamAnswer.
-
-    A truncated close-delimited body, an HTML page from a captive proxy or a
-    load balancer's 200 all look like success at the HTTP level; relaying
-    them would hand the client an answer its SDK cannot parse.
-    """
-    if not 200 <= status < 300:
-        raise classify(status, [], body)
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise BadUpstreamAnswer(
-            f"upstream answered {status} with a body that is not JSON"
-        ) from None
-    if not isinstance(parsed, dict):
-        raise BadUpstreamAnswer(f"upstream answered {status} with JSON that is not an object")
-
-
-def client_error(status: int, headers: Headers, body: bytes) -> tuple[Headers, bytes]:
-    """An upstream error answer as the client gets it (see Proxy._pass_through)."""
-    body = redact.scrub(body)
-    headers = [(name, redact.scrub(value)) for name, value in headers]
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict | str):
-        return headers, body
-    text = body.decode("utf-8", "replace")
-    excerpt = " ".join(_TAG.sub(" ", text).split())[:200]
-    message = f"The upstream answered {status}" + (f": {excerpt}" if excerpt else ".")
-    kind = "server_error" if status >= 500 else "invalid_request_error"
-    wrapped = error_body(message, kind, code="upstream_error")
-    kept = [(name, value) for name, value in headers if name != b"content-type"]
-    return [JSON, *kept], wrapped
 
 
 def hedge_delay(policy: Hedging, candidate: Candidate) -> float | None:
@@ -1083,18 +1011,6 @@ class Proxy:
         ]
         ex.out.send(503, own + trail, body)
         return 503
-
-
-def relayed(failure: AttemptFailed | None) -> tuple[int, Headers, bytes] | None:
-    """The upstream answer behind a final failure, as the client gets it: its status,
-    headers and an OpenAI-shaped body (:func:`client_error`). None when nothing
-    answered (connect failure, timeout, reset, a malformed answer), when the answer
-    refused the router's own key (no business of the client), and for an error event
-    before content (see Proxy._give_up: it is relayed as a stream)."""
-    if isinstance(failure, UpstreamAnswered) and not failure.router_fault:
-        headers, body = client_error(failure.status, to_client(failure.headers), failure.body)
-        return failure.status, headers, body
-    return None
 
 
 class _Degrade(Exception):
