@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelroute.router.tokens import estimate_tokens
-
 from modelroute.router.accept import Call
 from modelroute.router.table import Route, Target
+from modelroute.router.tokens import estimate_tokens
 
 # Output assumed for the cost ceiling when neither the request nor the registry
 # bounds it: a long answer, so a ceiling is not passed by accident.
