@@ -657,7 +657,7 @@ class Proxy:
             response.close()  # the body is read: the connection may serve the next request
             if response.status >= 400:
                 raise classify(response.status, response.headers, answer)
-            check_answer(response.status, answer)
+            check_answer(response.status, answer, response.close_delimited)
         except BaseException as exc:
             if response is not None and not response.released:
                 response.abort()  # mid-answer: the connection cannot be reused
@@ -757,7 +757,7 @@ class Proxy:
                     response.close()
                     if response.status >= 400:
                         raise classify(response.status, response.headers, answer)
-                    check_answer(response.status, answer)
+                    check_answer(response.status, answer, response.close_delimited)
                     endpoint.health.succeeded(monotonic(), admission, perf_counter() - started)
                     endpoint.outcome("ok").inc()
                     self._respond(ex, candidate, response.status, response.headers, answer)

@@ -91,6 +91,13 @@ async def make_router(tmp_path: Path) -> AsyncIterator[RouterFactory]:
 
 
 @pytest.fixture
+async def sim() -> AsyncIterator[SimServer]:
+    """One simulated upstream with default behaviour (tests change ``sim.behaviour``)."""
+    async with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 from time import monotonic
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import aiohttp
 import orjson
@@ -690,19 +690,29 @@ class JsonOnlyUpstream:
     """An OpenAI-compatible upstream that ignores ``stream`` and always answers one JSON
     document (some providers and self-hosted servers do); the simulator always streams."""
 
+    content = "whole answer"
+    answer_id = "chatcmpl-json"
+
     def __init__(self) -> None:
         self.requests = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> JsonOnlyUpstream:
+    def failure(self) -> web.Response | None:
+        """An error answer for the request just counted, or None to answer it."""
+        return None
+
+    async def __aenter__(self) -> Self:
         async def chat(request: web.Request) -> web.Response:
             self.requests += 1
             body = await request.json()
-            message = {"role": "assistant", "content": "whole answer"}
+            failed = self.failure()
+            if failed is not None:
+                return failed
+            message = {"role": "assistant", "content": self.content}
             return web.json_response(
                 {
-                    "id": "chatcmpl-json",
+                    "id": self.answer_id,
                     "object": "chat.completion",
                     "created": 0,
                     "model": body["model"],
@@ -785,49 +795,25 @@ async def test_model_fallback_when_the_first_target_fails_everywhere(
 # --- same target or next target ----------------------------------------------------------
 
 
-class FlakyUpstream:
+class FlakyUpstream(JsonOnlyUpstream):
     """An upstream that fails its first ``failures`` chat requests with ``status`` (and a
     ``Retry-After`` when given), then answers; the simulator fails at random, not in order."""
 
+    content = "flaky answer"
+    answer_id = "chatcmpl-flaky"
+
     def __init__(self, failures: int, status: int = 500, retry_after: int | None = None) -> None:
+        super().__init__()
         self.failures = failures
         self.status = status
         self.retry_after = retry_after
-        self.requests = 0
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> FlakyUpstream:
-        async def chat(request: web.Request) -> web.Response:
-            self.requests += 1
-            body = await request.json()
-            if self.requests <= self.failures:
-                headers = {} if self.retry_after is None else {"retry-after": str(self.retry_after)}
-                error = {"message": "flaky", "type": "server_error", "param": None, "code": None}
-                return web.json_response({"error": error}, status=self.status, headers=headers)
-            message = {"role": "assistant", "content": "flaky answer"}
-            return web.json_response(
-                {
-                    "id": "chatcmpl-flaky",
-                    "object": "chat.completion",
-                    "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
-                }
-            )
-
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def failure(self) -> web.Response | None:
+        if self.requests > self.failures:
+            return None
+        headers = {} if self.retry_after is None else {"retry-after": str(self.retry_after)}
+        error = {"message": "flaky", "type": "server_error", "param": None, "code": None}
+        return web.json_response({"error": error}, status=self.status, headers=headers)
 
 
 def primary_and_fallback(primary: FlakyUpstream, fallback: SimServer, **sections: Any) -> Any:
