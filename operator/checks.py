@@ -27,8 +27,17 @@ def secret_references(route: ModelRoute) -> Iterator[tuple[str, SecretKeyRef]]:
                     f"spec.providers[{p}].endpoints[{e}].apiKeySecretRef",
                     endpoint.api_key_secret_ref,
                 )
-    if route.spec.auth is not None:
-        yield "spec.auth.keysSecretRef", route.spec.auth.keys_secret_ref
+    auth, redis = route.spec.auth, route.spec.redis
+    if auth is not None:
+        if auth.keys_secret_ref is not None:
+            yield "spec.auth.keysSecretRef", auth.keys_secret_ref
+        for c, client in enumerate(auth.clients):
+            yield f"spec.auth.clients[{c}].keySecretRef", client.key_secret_ref
+    if redis is not None:
+        if redis.password_secret_ref is not None:
+            yield "spec.redis.passwordSecretRef", redis.password_secret_ref
+        if redis.tls is not None and redis.tls.ca_secret_ref is not None:
+            yield "spec.redis.tls.caSecretRef", redis.tls.ca_secret_ref
 
 
 def check_secrets(route: ModelRoute, namespace: str, secret_keys: SecretKeys) -> list[SpecError]:

@@ -4,6 +4,11 @@ Proxied OpenAI paths go to :class:`~.proxy.Proxy`; the few admin paths
 (health, readiness, metrics, the model list and each model) are answered here directly. The
 OpenAI paths are served with and without the ``/v1`` prefix, because clients
 differ in whether their base URL includes it.
+
+With an admin port (``modelroute router --admin-port``, which the operator always
+sets), ``/healthz``, ``/readyz``, ``/metrics`` and ``/status`` are answered by
+:meth:`RouterApp.handle_admin` on that port only, and are unknown paths (404) on
+the API port that clients reach.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import orjson
 from modelroute.router import cors, redact
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.answers import JSON
-from modelroute.router.auth import bearer_token, key_accepted
+from modelroute.router.auth import client_token
 from modelroute.router.errors import MethodNotAllowed, ModelNotFound, NotFound, Unauthorized
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import Request, ResponseWriter
@@ -34,13 +39,19 @@ _OK = b'{"status":"ok"}'
 _DRAINING = b'{"status":"draining"}'
 _METRICS_TYPE = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 _MODEL_PREFIXES = ("/v1/models/", "/models/")  # GET /v1/models/{id}: ids may hold "/"
+ADMIN_PATHS = ("/healthz", "/readyz", "/metrics", "/status")
 
 
 class RouterApp:
     """Dispatches requests; holds the current routing table and the draining flag."""
 
     def __init__(
-        self, table: RoutingTable, client: UpstreamClient, metrics: Metrics, health: HealthMonitor
+        self,
+        table: RoutingTable,
+        client: UpstreamClient,
+        metrics: Metrics,
+        health: HealthMonitor,
+        admin_port: bool = False,
     ) -> None:
         self.table = table
         self.metrics = metrics
@@ -61,6 +72,8 @@ class RouterApp:
             endpoint = self._proxied(api)
             self._paths[path] = self._paths["/v1" + path] = (b"POST", endpoint)
         self._paths["/models"] = self._paths["/v1/models"] = (b"GET", self._models)
+        # On their own listener (handle_admin) when there is an admin port; not for clients.
+        self._admin = {path: self._paths.pop(path) for path in ADMIN_PATHS} if admin_port else {}
 
     def _proxied(self, api: Api) -> Endpoint:
         handle = self.proxy.handle
@@ -83,6 +96,15 @@ class RouterApp:
         entry = self._paths.get(request.path)
         if entry is None and request.path.startswith(_MODEL_PREFIXES):
             entry = (b"GET", self._model)
+        await self._dispatch(entry, request, out)
+
+    async def handle_admin(self, request: Request, out: ResponseWriter) -> None:
+        """The admin port: health, readiness, metrics and status, nothing else."""
+        await self._dispatch(self._admin.get(request.path), request, out)
+
+    async def _dispatch(
+        self, entry: tuple[bytes, Endpoint] | None, request: Request, out: ResponseWriter
+    ) -> None:
         if entry is None:
             error = NotFound(f"Unknown request URL: {request.method.decode()} {request.path}.")
             out.send(error.status, [JSON], error.body())
@@ -144,9 +166,7 @@ class RouterApp:
     def _refused(self, request: Request, out: ResponseWriter) -> bool:
         """The model endpoints take the client keys the proxied paths take."""
         table = self.table
-        if table.client_keys and not key_accepted(
-            bearer_token(request.headers.get(b"authorization")), table.client_keys
-        ):
+        if table.client_keys and table.client_keys.identify(client_token(request.headers)) is None:
             error = Unauthorized("Incorrect or missing API key.")
             out.send(error.status, [JSON], error.body())
             return True

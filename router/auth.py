@@ -1,6 +1,11 @@
-"""Client authentication: the router accepts only the API keys in a Secret.
+"""Client authentication and identity: which named client key sent a request.
 
-Keys are kept as SHA-256 digests and every digest is compared with
+Keys come from Secrets: ``spec.auth.clients[]`` names each holder (a team
+or an application); keys in the flat ``spec.auth.keysSecretRef`` list are
+named ``key-`` plus the first 8 hex digits of their SHA-256 — a label that
+identifies the key in metrics, budgets and limits without revealing it.
+
+Keys are kept as SHA-256 digests, and every digest is compared with
 ``hmac.compare_digest`` without stopping at a match, so the time taken says
 nothing about how much of a key was right or which key matched.
 """
@@ -13,10 +18,12 @@ from pathlib import Path
 
 from modelroute.router.credentials import checked_key, read_secret_text
 from modelroute.spec import SecretKeyRef
+from modelroute.spec.model import ClientAuth
+
+ANONYMOUS = "anonymous"  # the tenant of a route without client keys
 
 
-def load_client_keys(ref: SecretKeyRef, secrets_dir: Path) -> tuple[bytes, ...]:
-    """Digests of the keys in a Secret: one per line, blank lines and #comments skipped."""
+def _keys_in(ref: SecretKeyRef, secrets_dir: Path) -> list[str]:
     keys = [
         checked_key(line.strip(), f"a client key in secret {ref.name}/{ref.key}")
         for line in read_secret_text(ref, secrets_dir).splitlines()
@@ -24,7 +31,51 @@ def load_client_keys(ref: SecretKeyRef, secrets_dir: Path) -> tuple[bytes, ...]:
     ]
     if not keys:
         raise LookupError(f"secret {ref.name}/{ref.key} holds no client keys")
-    return tuple(hashlib.sha256(key.encode()).digest() for key in keys)
+    return keys
+
+
+def hashed_name(key: str) -> str:
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+class ClientKeys:
+    """Digest → client name, for every accepted key."""
+
+    def __init__(self, named: list[tuple[bytes, str]]) -> None:
+        self._named = tuple(named)
+
+    def __bool__(self) -> bool:
+        return bool(self._named)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(name for _, name in self._named)
+
+    def identify(self, token: bytes | None) -> str | None:
+        """The name of the client whose key ``token`` is, or None."""
+        if token is None:
+            return None
+        digest = hashlib.sha256(token).digest()
+        found: str | None = None
+        for known, name in self._named:
+            if hmac.compare_digest(digest, known):
+                found = name  # no break: every digest is compared
+        return found
+
+
+NO_KEYS = ClientKeys([])
+
+
+def load_client_keys(auth: ClientAuth, secrets_dir: Path) -> ClientKeys:
+    """Every accepted key of ``spec.auth``, named; raises LookupError naming the Secret."""
+    named: list[tuple[bytes, str]] = []
+    if auth.keys_secret_ref is not None:
+        for key in _keys_in(auth.keys_secret_ref, secrets_dir):
+            named.append((hashlib.sha256(key.encode()).digest(), hashed_name(key)))
+    for client in auth.clients:
+        for key in _keys_in(client.key_secret_ref, secrets_dir):
+            named.append((hashlib.sha256(key.encode()).digest(), client.name))
+    return ClientKeys(named)
 
 
 def bearer_token(authorization: bytes | None) -> bytes | None:
@@ -33,11 +84,11 @@ def bearer_token(authorization: bytes | None) -> bytes | None:
     return authorization[7:].strip()
 
 
-def key_accepted(token: bytes | None, digests: tuple[bytes, ...]) -> bool:
+def client_token(headers: dict[bytes, bytes]) -> bytes | None:
+    """The key a client sent: ``Authorization: Bearer`` (OpenAI) or ``x-api-key``
+    (Anthropic's SDK)."""
+    token = bearer_token(headers.get(b"authorization"))
     if token is None:
-        return False
-    digest = hashlib.sha256(token).digest()
-    accepted = False
-    for known in digests:
-        accepted |= hmac.compare_digest(digest, known)
-    return accepted
+        api_key = headers.get(b"x-api-key")
+        token = api_key.strip() if api_key else None
+    return token

@@ -9,6 +9,8 @@ health, and what does the client see?
     ├── Unauthorized          401   missing or unknown client API key
     ├── ModelNotFound         404   a model name the route does not serve
     ├── UnsupportedMediaType  415   a body that is not declared as JSON
+    ├── OverLimit             429   a client rate limit or a budget of the route is
+    │                               spent (Retry-After: when it frees up)
     └── (413, 414, 431 are refused by the HTTP server before a handler runs)
 
     AttemptFailed                   one upstream attempt gave no usable answer
@@ -80,6 +82,20 @@ class ClientError(Exception):
 
 class BadRequest(ClientError):
     status = 400
+
+
+class OverLimit(ClientError):
+    """The route's own limit, not an upstream's: a client rate limit or a budget."""
+
+    status = 429
+    kind = "requests"  # OpenAI's type for rate limits; "insufficient_quota" for budgets
+
+    def __init__(
+        self, message: str, *, code: str, kind: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        super().__init__(message, code=code)
+        self.kind = kind
+        self.headers = headers
 
 
 class Unauthorized(ClientError):

@@ -176,6 +176,89 @@ class Metrics:
         )
         self.cache_hits = self.cache_lookups.labels("hit")
         self.cache_misses = self.cache_lookups.labels("miss")
+        self.cache_tier_hits = Counter(
+            "modelroute_cache_tier_hits",
+            "Cache hits by where the answer was found (memory, redis).",
+            ["tier"],
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            "modelroute_cache_memory_bytes",
+            "Bytes of answers held in this router's memory cache.",
+            registry=registry,
+        )
+        self.cache_saved = Counter(
+            "modelroute_cache_saved_usd",
+            "USD not spent because the cache answered (what the cached answer cost).",
+            ["model"],
+            registry=registry,
+        )
+        self.client_requests = Counter(
+            "modelroute_client_requests",
+            "Requests by client key name (spec.auth.clients, or key-<hash>) and HTTP status.",
+            ["client", "code"],
+            registry=registry,
+        )
+        self.client_cost = Counter(
+            "modelroute_client_cost_usd",
+            "Cost in USD of the answers each client key got.",
+            ["client"],
+            registry=registry,
+        )
+        self.budget_spent = Gauge(
+            "modelroute_budget_spent_usd",
+            "USD spent in the budget's current window, as last seen by this router.",
+            ["budget"],
+            registry=registry,
+        )
+        self.budget_remaining = Gauge(
+            "modelroute_budget_remaining_usd",
+            "USD neither spent nor reserved in the budget's current window, as last seen.",
+            ["budget"],
+            registry=registry,
+        )
+        self.budget_reservations = Gauge(
+            "modelroute_budget_reservations",
+            "Reservations this router holds against the budget (requests in flight).",
+            ["budget"],
+            registry=registry,
+        )
+        self.budget_refusals = Counter(
+            "modelroute_budget_refusals",
+            "Requests refused (429) or degraded because a budget was spent, by outcome.",
+            ["budget", "outcome"],
+            registry=registry,
+        )
+        self.budget_clamped = Counter(
+            "modelroute_budget_clamped",
+            "Requests whose max_tokens was lowered to fit what was left of a budget.",
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            "modelroute_rate_limited",
+            "Requests answered 429 by a client rate limit.",
+            ["limit", "client"],
+            registry=registry,
+        )
+        self.redis_up = Gauge(
+            "modelroute_redis_up",
+            "1 while Redis answers (circuit breaker closed); 0 while this router works from "
+            "its own state.",
+            registry=registry,
+        )
+        self.redis_duration = Histogram(
+            "modelroute_redis_call_duration_seconds",
+            "Time of one Redis call.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=registry,
+        )
+        self.redis_errors = Counter(
+            "modelroute_redis_errors",
+            "Redis calls that failed, by kind (timeout, connect, protocol, closed, "
+            "breaker-open, error).",
+            ["kind"],
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "modelroute_config_reloads",
             "Config reloads by result (ok, invalid).",

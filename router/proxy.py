@@ -20,12 +20,14 @@ import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from time import monotonic, perf_counter
+from time import monotonic, perf_counter, time
+from typing import Any
 
 import orjson
 
 from modelroute.router import redact
-from modelroute.router.accept import Api, Call, accept, json_content_type
+from modelroute.router.accept import CHAT, Api, Call, accept, json_content_type
+from modelroute.router.admit import Gate, Hold
 from modelroute.router.affinity import Sessions, session_key
 from modelroute.router.answers import (
     JSON,
@@ -35,15 +37,16 @@ from modelroute.router.answers import (
     parse_retry_after,
     relayed,
 )
-from modelroute.router.auth import bearer_token, key_accepted
+from modelroute.router.auth import ANONYMOUS, client_token
 from modelroute.router.body import Layout, splice, usage_of
-from modelroute.router.cache import ResponseCache, cache_directives, cache_key
+from modelroute.router.cache import CACHE_HEADER, Entry, cache_directives, cache_key, cacheable
 from modelroute.router.errors import (
     AttemptFailed,
     BadRequest,
     BadUpstreamAnswer,
     ClientError,
     ModelNotFound,
+    OverLimit,
     RateLimited,
     Retryable,
     StreamFailedEarly,
@@ -68,7 +71,9 @@ from modelroute.router.plan import (
     plan,
     same_target_wait,
 )
+from modelroute.router.replay import Gathered, stream_of
 from modelroute.router.resolve import resolve
+from modelroute.router.state.shared import SharedState, default_prefix
 from modelroute.router.stream import (
     StreamState,
     Usage,
@@ -152,6 +157,11 @@ class Exchange:
     session: bytes | None = None  # the conversation's key, where affinity applies
     session_tier: str | None = None  # the tier to remember for it (before degradation)
     affine: str | None = None  # Endpoint.key that answered this conversation last
+    client: str = ANONYMOUS  # the client key's name: the tenant of budgets, limits, cache
+    cost: float | None = None  # USD the answer cost, from its usage (None: unknown)
+    used_tokens: int | None = None  # prompt plus completion tokens, from its usage
+    answered: bool = False  # an upstream's answer reached the client
+    gather: Gathered | None = None  # a cacheable stream, folded as it is relayed
 
     def body_for(self, target: Target) -> bytes:
         """The request body for ``target``: the client's, with its upstream model name.
@@ -210,15 +220,55 @@ class Proxy:
         self._sessions = Sessions()
         # The in-flight gauge reads the budget's count when scraped: no lock per request.
         metrics.in_flight.set_function(lambda: float(self.budget.requests))
-        self._cache: ResponseCache | None = None
+        self._adopted: RoutingTable | None = None
+        self.state: SharedState | None = None  # budgets, limits, cache: when any is used
+        self._gate: Gate | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        # Shared state starts with the router, not with its first request: its leases
+        # must be held in Redis before traffic can need them.
+        self._adopt(table())
 
-    def _cache_for(self, table: RoutingTable) -> ResponseCache | None:
-        settings = table.spec.cache
-        if not settings.enabled:
-            self._cache = None
-        elif self._cache is None or self._cache.settings != settings:
-            self._cache = ResponseCache(settings)
-        return self._cache
+    def _adopt(self, table: RoutingTable) -> None:
+        """A new routing table: keep the shared state (its Redis connection, leases,
+        cache) when its settings did not change, else make it anew."""
+        self._adopted = table
+        spec = table.spec
+        wanted = bool(spec.budgets or spec.rate_limits or spec.cache.enabled)
+        route = table.route
+        prefix = (
+            spec.redis.key_prefix
+            if spec.redis is not None and spec.redis.key_prefix is not None
+            else default_prefix(route.namespace, route.name)
+        )
+        state = self.state
+        if state is not None and (
+            not wanted or state.settings != spec.redis or state.prefix != prefix
+        ):
+            task = self._loop.create_task(state.close())
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+            state = self.state = None
+        if wanted and state is None:
+            state = self.state = SharedState(
+                spec.redis, prefix, table.secrets_dir, self._metrics, lambda: self._budgets()
+            )
+            state.start()
+        if state is not None and spec.cache.enabled:
+            state.cache_settings(spec.cache)
+        elif state is not None:
+            state.memory = None
+        self._gate = (
+            Gate(spec, state, self._metrics)
+            if state is not None and (spec.budgets or spec.rate_limits)
+            else None
+        )
+
+    def _budgets(self) -> tuple[Any, ...]:
+        return self._adopted.spec.budgets if self._adopted is not None else ()
+
+    async def close(self) -> None:
+        if self.state is not None:
+            await self.state.close()
 
     # --- one request ----------------------------------------------------------------
 
@@ -229,11 +279,17 @@ class Proxy:
         request_id = request.headers.get(b"x-request-id") or new_request_id()
         route: Route | None = None
         code = 500
+        client = ANONYMOUS
+        hold: Hold | None = None
+        ex: Exchange | None = None
+        if table is not self._adopted:
+            self._adopt(table)
         try:
-            if table.client_keys and not key_accepted(
-                bearer_token(request.headers.get(b"authorization")), table.client_keys
-            ):
-                raise Unauthorized("Incorrect or missing API key.")
+            if table.client_keys:
+                name = table.client_keys.identify(client_token(request.headers))
+                if name is None:
+                    raise Unauthorized("Incorrect or missing API key.")
+                client = name
             if not json_content_type(request.headers.get(b"content-type")):
                 raise UnsupportedMediaType(
                     "Unsupported content type: the request body must be sent as "
@@ -246,25 +302,33 @@ class Proxy:
                     f"The model `{call.model}` does not exist or you do not have access to it."
                 )
             ex = self._exchange_for(request, out, table, route, call, request_id)
+            ex.client = client
             if route.tiers is not None or route.sticky or route.checked:
                 self._resolve(ex, route)
             elif COST_HEADER in request.headers:
                 self._screen(ex, route)  # a plain chain: only a ceiling may apply
-            cache = self._cache_for(table) if not call.stream else None
-            if cache is not None:
-                code = self._from_cache(ex, cache)
-                if code:
-                    return
+            if self.state is not None:
+                if self._gate is not None:
+                    hold = await self._gate.admit(ex, client, route.name)
+                if self.state.memory is not None:
+                    code = await self._from_cache(ex, route.name)
+                    if code:
+                        return
             code = await (self._route(ex) if ex.tier is None else self._route_tiers(ex, route))
         except ClientError as exc:
             code = exc.status
             ids = [(b"x-modelroute-request-id", request_id), (b"x-request-id", request_id)]
-            out.send(code, [JSON, *ids], exc.body())
+            extra = exc.headers if isinstance(exc, OverLimit) else []
+            out.send(code, [JSON, *extra, *ids], exc.body())
         except asyncio.CancelledError:
             code = 499  # the client went away (nginx's convention), not a server error
             raise
         finally:
             self.budget.requests -= 1
+            if hold is not None and self._gate is not None and ex is not None:
+                await self._gate.release(hold, ex.cost, ex.used_tokens, ex.answered)
+            if table.client_keys:
+                self._count_client(client, code, ex)
             elapsed = perf_counter() - request.received_at
             if route is not None:
                 route.duration.observe(elapsed)
@@ -398,26 +462,79 @@ class Proxy:
                 self._degrade(ex, model)
                 self._screen(ex, model)
 
-    def _from_cache(self, ex: Exchange, cache: ResponseCache) -> int:
+    async def _from_cache(self, ex: Exchange, model: str) -> int:
         """Answer from the cache and return 200, or return 0 (and maybe arm storing)."""
-        lookup, store = cache_directives(ex.request.headers)
-        key = cache_key(ex.request.path, ex.request.body)
+        state = self.state
+        assert state is not None and state.memory is not None
+        call, headers = ex.call, ex.request.headers
+        if not cacheable(state.memory.settings, call.payload, headers):
+            return 0
+        lookup, store = cache_directives(headers)
+        payload = call.payload if call.layout is None else None
+        key = cache_key(call.api.path, ex.client, payload, ex.request.body)
         if lookup:
-            entry = cache.get(key, monotonic())
-            if entry is not None:
+            entry, tier = await state.cache_get(key)
+            replay = None
+            if entry is not None and call.stream:
+                replay = stream_of(entry.body, call.wants_usage)
+            if entry is not None and (replay is not None or not call.stream):
                 self._metrics.cache_hits.inc()
-                headers = [
-                    *entry.headers,
-                    (b"x-modelroute-cache", b"hit"),
+                self._metrics.cache_tier_hits.labels(tier).inc()
+                if entry.cost:
+                    self._metrics.cache_saved.labels(model).inc(entry.cost)
+                ex.cost, ex.used_tokens = 0.0, 0  # a hit costs nothing
+                own = [
+                    (CACHE_HEADER, b"hit"),
+                    (b"x-modelroute-cost-usd", b"0.00000000"),
                     (b"x-modelroute-request-id", ex.request_id),
                     (b"x-request-id", ex.request_id),
+                    *ex.notes,
                 ]
-                ex.out.send(200, headers, entry.body)
+                if replay is not None:
+                    kept = [h for h in entry.headers if h[0] not in (b"content-type",)]
+                    ex.out.start_stream(200, [(b"content-type", b"text/event-stream"), *kept, *own])
+                    ex.out.write_now(replay)
+                    ex.out.end_stream()
+                else:
+                    ex.out.send(200, [*entry.headers, *own], entry.body)
                 return 200
         self._metrics.cache_misses.inc()
         if store:
             ex.cache_key = key
+            if call.stream and call.api is CHAT:
+                ex.gather = Gathered()
         return 0
+
+    def _store(self, ex: Exchange, headers: Headers, answer: bytes) -> None:
+        """Keep a complete answer: the upstream's headers and who answered, no ids."""
+        state = self.state
+        if state is None or state.memory is None or ex.cache_key is None:
+            return
+        kept = [
+            h
+            for h in headers
+            if h[0] not in (b"x-request-id", b"x-modelroute-cost-usd", CACHE_HEADER)
+            and not h[0].startswith(b"x-ratelimit-")
+        ]
+        expires = time() + state.memory.settings.ttl
+        state.cache_put(ex.cache_key, Entry(expires, kept, answer, ex.cost))
+
+    def _store_stream(
+        self, ex: Exchange, gather: Gathered, usage: Usage, headers: Headers
+    ) -> None:
+        """Keep a relayed stream as the completion it amounts to, with its usage (which
+        the client may not have been sent)."""
+        if usage.seen:
+            gather.usage = usage.as_dict()
+        answer = gather.completion()
+        if answer is not None:
+            kept = [h for h in headers if h[0] != b"content-type"]
+            self._store(ex, [(b"content-type", b"application/json"), *kept], answer)
+
+    def _count_client(self, client: str, code: int, ex: Exchange | None) -> None:
+        self._metrics.client_requests.labels(client, str(code)).inc()
+        if ex is not None and ex.cost:
+            self._metrics.client_cost.labels(client).inc(ex.cost)
 
     # --- the attempt loop -------------------------------------------------------------
 
@@ -797,8 +914,13 @@ class Proxy:
             # is cut later counts as a failure, and cut after cut ejects the endpoint.
             endpoint.health.sample(perf_counter() - started)
             headers = to_client(response.headers)
+            if ex.cache_key is not None:
+                headers.append((CACHE_HEADER, b"miss"))
             headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
+            ex.answered = True
+            if ex.gather is not None:
+                ex.gather.feed(b"".join(state.held))
             await ex.out.write(b"".join(state.held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
@@ -808,7 +930,7 @@ class Proxy:
                 if not state.ended:
                     response.set_deadline(state.deadline)
                     response.set_idle_timeout(ex.table.spec.resilience.timeouts.stream_idle)
-                    await self._relay(response, ex.out, state)
+                    await self._relay(response, ex.out, state, ex.gather)
                 failure = stream_end_failure(state)
             except TimeoutError as exc:
                 failure = UpstreamTimeout(str(exc) or "timed out")
@@ -825,13 +947,20 @@ class Proxy:
             failure = None  # (see _route: no frame-exception cycle)
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
-            self._count_usage(candidate.target, state.usage)
+            cost = self._count_usage(candidate.target, state.usage)
+            self._note_usage(ex, state.usage, cost)
+            if ex.gather is not None and failure is None:
+                self._store_stream(ex, ex.gather, state.usage, headers)
             return response.status
         finally:
             response.close()
 
     async def _relay(
-        self, response: UpstreamResponse, out: ResponseWriter, state: StreamState
+        self,
+        response: UpstreamResponse,
+        out: ResponseWriter,
+        state: StreamState,
+        gather: Gathered | None = None,
     ) -> None:
         """After the commit point: upstream chunks to the client, as they arrive.
 
@@ -846,6 +975,8 @@ class Proxy:
             if not block:
                 return
             block = relay_block(block, state)
+            if gather is not None:
+                gather.feed(block)
             if block and not out.write_now(block):
                 response.abort()  # the client is gone; its task is being cancelled
                 return
@@ -856,7 +987,10 @@ class Proxy:
 
         held = state.take_complete()  # events that came with the first content one
         if held:
-            await out.write(relay_block(held, state))
+            held = relay_block(held, state)
+            if gather is not None:
+                gather.feed(held)
+            await out.write(held)
             if state.broken is not None:
                 raise BadUpstreamAnswer(state.broken)
         out.on_resume(response.resume_reading)
@@ -870,7 +1004,10 @@ class Proxy:
             # runs into the error event that may follow.
             rest = bytes(state.pending) + b"\n\n"
             state.pending.clear()
-            await out.write(relay_block(rest, state))
+            rest = relay_block(rest, state)
+            if gather is not None:
+                gather.feed(rest)
+            await out.write(rest)
 
     # --- answering --------------------------------------------------------------------
 
@@ -878,23 +1015,27 @@ class Proxy:
         self, ex: Exchange, candidate: Candidate, status: int, headers: Headers, answer: bytes
     ) -> None:
         cost = None
+        ex.answered = True
         if b'"usage"' in answer:
             usage = Usage()
             usage.take(usage_of(answer))
             cost = self._count_usage(candidate.target, usage)
+            self._note_usage(ex, usage, cost)
         self._count_fallback(ex, candidate)
         self._remember_session(ex, candidate)
         headers = to_client(headers)
         if cost is not None:
             headers.append((b"x-modelroute-cost-usd", b"%.8f" % cost))
         if ex.cache_key is not None and status == 200:
-            cache = self._cache
-            if cache is not None:
-                who = list(candidate.identity)  # provider, region, upstream model
-                kept = [h for h in headers if h[0] != b"x-request-id"]  # ids are per request
-                cache.put(ex.cache_key, kept + who, answer, monotonic())
-            headers.append((b"x-modelroute-cache", b"miss"))
+            self._store(ex, headers + list(candidate.identity), answer)
+            headers.append((CACHE_HEADER, b"miss"))
         ex.out.send(status, headers + self._identity(ex, candidate, headers), answer)
+
+    @staticmethod
+    def _note_usage(ex: Exchange, usage: Usage, cost: float | None) -> None:
+        if usage.seen:
+            ex.used_tokens = usage.prompt_tokens + usage.completion_tokens
+            ex.cost = cost
 
     def _remember_session(self, ex: Exchange, candidate: Candidate) -> None:
         if ex.session is not None:

@@ -32,6 +32,7 @@ from modelroute.spec import SpecInvalid, load_route
 
 log = logging.getLogger("modelroute.router")
 _BEARER = b"authorization: Bearer "
+ADMIN_MAX_BODY = 64 * 1024  # the admin endpoints take no body
 
 
 class RouterServer:
@@ -44,6 +45,7 @@ class RouterServer:
         region: str | None = None,
         secrets_dir: Path,
         reload_interval: float = 1.0,
+        admin_port: int | None = None,
     ) -> None:
         self.config_path = config_path
         self.region = region
@@ -51,6 +53,10 @@ class RouterServer:
         self.reload_interval = reload_interval
         self.metrics = Metrics()
         self.port = 0
+        self.admin_port = admin_port
+        """Where /healthz, /readyz, /metrics and /status are served instead of on ``port``
+        (None: on ``port``, with the API); after :meth:`start`, the bound port."""
+        self.admin_http: HttpServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def load(self) -> RoutingTable:
@@ -69,7 +75,9 @@ class RouterServer:
         self.client = UpstreamClient()
         self.health = HealthMonitor(self.client, self.metrics)
         self.health.attach(table)
-        self.app = RouterApp(table, self.client, self.metrics, self.health)
+        self.app = RouterApp(
+            table, self.client, self.metrics, self.health, admin_port=self.admin_port is not None
+        )
         self.http = HttpServer(
             self.app.handle,
             max_body=table.spec.server.max_request_body,
@@ -79,6 +87,10 @@ class RouterServer:
         self._apply_server_limits(table)
         self.port = await self.http.listen(host, port)
         self.host = host
+        if self.admin_port is not None:
+            self.admin_http = HttpServer(self.app.handle_admin, max_body=ADMIN_MAX_BODY)
+            self.admin_port = await self.admin_http.listen(host, self.admin_port)
+            log.info("admin endpoints on http://%s:%d", host, self.admin_port)
         watcher = FileWatcher(self._watched_files, self.reload, self.reload_interval)
         self._tasks.append(asyncio.get_running_loop().create_task(watcher.run()))
         self.health.start_probes(table)
@@ -152,7 +164,10 @@ class RouterServer:
                 await task
         self._tasks.clear()
         await self.health.close()
+        await self.app.proxy.close()  # shared state: Redis connection, leases, heartbeat
         self.http.close_all()
+        if self.admin_http is not None:  # answers /readyz (503) until the very end of a drain
+            self.admin_http.close_all()
         self.client.close()
 
 
@@ -186,17 +201,24 @@ def tune_process() -> None:
 
 
 async def serve(
-    config_path: Path, region: str | None, host: str, port: int, secrets_dir: Path
+    config_path: Path,
+    region: str | None,
+    host: str,
+    port: int,
+    secrets_dir: Path,
+    admin_port: int | None = None,
 ) -> int:
     """Run a router until SIGTERM/SIGINT; the process exit code."""
-    router = RouterServer(config_path, region=region, secrets_dir=secrets_dir)
+    router = RouterServer(
+        config_path, region=region, secrets_dir=secrets_dir, admin_port=admin_port
+    )
     try:
         await router.start(host, port)
     except SpecInvalid as exc:
         log.error("invalid config %s:\n%s", config_path, exc)
         return 2
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        log.error("cannot listen on %s:%d (admin %s): %s", host, port, admin_port, exc)
         return 1
     tune_process()
     loop = asyncio.get_running_loop()

@@ -47,6 +47,7 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, served from the provider's prompt cache
     seen: bool = False
+    raw: Any = None  # the usage object as the upstream reported it
 
     def take(self, usage: Any) -> None:
         if isinstance(usage, dict):
@@ -62,6 +63,16 @@ class Usage:
             if isinstance(cached, int) and 0 <= cached <= self.prompt_tokens:
                 self.cached_tokens = cached
             self.seen = True
+            self.raw = usage
+
+    def as_dict(self) -> dict[str, Any]:
+        if isinstance(self.raw, dict):
+            return self.raw
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
 
     def cost(self, input_price: float, cached_price: float, output_price: float) -> float:
         """USD, at per-token prices: cached prompt tokens at the cached price."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.auth import load_client_keys
+from modelroute.router.auth import NO_KEYS, ClientKeys, load_client_keys
 from modelroute.router.credentials import resolve_api_key
 from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
@@ -130,10 +130,11 @@ class RoutingTable:
     region: str
     routes: Mapping[str, Route]
     endpoints: tuple[Endpoint, ...]
-    client_keys: tuple[bytes, ...]  # sha256 digests of accepted client keys
+    client_keys: ClientKeys  # accepted client keys and whose they are
     models_body: bytes
     config_hash: str
     spec: RouteSpec  # route.spec, read on every request
+    secrets_dir: Path = Path("/nonexistent")  # where the Secrets' files are mounted
 
 
 def build_table(
@@ -184,12 +185,12 @@ def build_table(
             endpoints_by_provider.setdefault(provider.name, []).append(endpoint)
             all_endpoints.append(endpoint)
 
-    client_keys: tuple[bytes, ...] = ()
+    client_keys = NO_KEYS
     if spec.auth is not None:
         try:
-            client_keys = load_client_keys(spec.auth.keys_secret_ref, secrets_dir)
+            client_keys = load_client_keys(spec.auth, secrets_dir)
         except LookupError as exc:
-            errors.append(SpecError("spec.auth.keysSecretRef", str(exc)))
+            errors.append(SpecError("spec.auth", str(exc)))
     if errors:
         raise SpecInvalid(errors)
 
@@ -299,6 +300,7 @@ def build_table(
         models_body=models_body,
         config_hash=_config_hash(route, region),
         spec=route.spec,
+        secrets_dir=secrets_dir,
     )
 
 

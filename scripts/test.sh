@@ -9,6 +9,7 @@ missing=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # benchmark smoke run
 command -v promtool >/dev/null || missing+=(prometheus)  # p99 -> HPA pipeline, end to end
 command -v openssl >/dev/null || missing+=(openssl)  # certificates for the HTTPS upstream test
+command -v redis-server >/dev/null || missing+=(redis-server)  # shared budgets, limits and cache
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${missing[*]}"

@@ -184,6 +184,13 @@ class Model:
         "it are skipped. The x-modelroute-max-cost-usd request header overrides it.",
         minimum=0,
     )
+    output_allowance: int = spec_field(
+        4096,
+        doc="Output tokens a budget or a token rate limit reserves for a request of this model "
+        "that sets no max_tokens; such a request is sent upstream with this max_tokens, so "
+        "what it spends never exceeds what was reserved.",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,16 +337,155 @@ class Autoscaling:
 @dataclass(frozen=True, slots=True)
 class Cache:
     enabled: bool = spec_field(
-        False, doc="Answer repeated identical non-streaming requests from cache."
+        False,
+        doc="Answer repeated identical requests (streaming too) from cache: each router's "
+        "memory first, then Redis when spec.redis is set (shared by every replica).",
     )
     ttl: Duration = spec_field("1h", doc="How long a cached answer stays valid.")
-    max_entries: int = spec_field(10000, doc="Most answers kept per router pod.", minimum=1)
+    max_entries: int = spec_field(
+        10000, doc="Most answers kept in each router pod's memory.", minimum=1
+    )
+    max_bytes: ByteSize = spec_field(
+        "64Mi", doc="Most bytes of answers kept in each router pod's memory."
+    )
+    policy: Literal["deterministic", "always"] = spec_field(
+        "deterministic",
+        doc="Which requests are cached: deterministic = only those with temperature 0 or "
+        "the header x-modelroute-cache: use; always = every request. Never one with n > 1.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    name: str = spec_field(
+        doc="Who holds the key (a team or an application): the label of its metrics, and "
+        "what budgets, rate limits and the cache's tenant scope name. Never the key itself.",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
+    key_secret_ref: SecretKeyRef = spec_field(
+        doc="Secret whose key holds this client's API keys, one per line (two while rotating)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ClientAuth:
-    keys_secret_ref: SecretKeyRef = spec_field(
-        doc="Secret whose key holds the accepted client API keys, one per line."
+    keys_secret_ref: SecretKeyRef | None = spec_field(
+        None,
+        doc="Secret whose key holds accepted client API keys, one per line; each is named "
+        "key-<first 8 hex digits of its SHA-256> in metrics, budgets and limits.",
+    )
+    clients: tuple[ClientKey, ...] = spec_field(
+        [], doc="Named client keys: one entry per team or application.", max_items=256
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTLS:
+    ca_secret_ref: SecretKeyRef | None = spec_field(
+        None, doc="Secret holding the PEM CA bundle that signs Redis's certificate; "
+        "default: the system's CAs."
+    )
+    server_name: str | None = spec_field(
+        None,
+        doc="Name to verify Redis's certificate against, when not the URL's host.",
+        max_length=253,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Redis:
+    url: str = spec_field(
+        doc="Where Redis (or Valkey) is: redis://host:port/db, or rediss:// for TLS.",
+        pattern=r"^rediss?://[^\s/@]+(/[0-9]{1,2})?$",
+        max_length=512,
+    )
+    username: str | None = spec_field(None, doc="ACL user name; unset: the default user.")
+    password_secret_ref: SecretKeyRef | None = spec_field(
+        None, doc="Secret holding Redis's password; mounted into router pods as a file."
+    )
+    tls: RedisTLS | None = spec_field(None, doc="TLS settings (rediss:// URLs).")
+    key_prefix: str | None = spec_field(
+        None,
+        doc="Prefix of every key the route writes; default modelroute:<namespace>/<route>: "
+        "(routes sharing one Redis never share state unless they set the same prefix).",
+        max_length=128,
+    )
+    timeout: Duration = spec_field(
+        "50ms",
+        doc="Longest a request waits for Redis; slower calls count as failures, and "
+        "failures open a circuit breaker that answers from per-pod state.",
+    )
+    connect_timeout: Duration = spec_field("250ms", doc="Longest a connection attempt may take.")
+    lease_percent: float = spec_field(
+        2,
+        doc="Share of each budget every router pod reserves in advance (percent of the limit) "
+        "and spends from while Redis is unreachable: the most a budget can be overspent "
+        "during an outage is pods x this share.",
+        minimum=0,
+        maximum=50,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    name: str = spec_field(
+        doc="Budget name, used in metrics and in the message a refused client gets.",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
+    limit_usd: float = spec_field(
+        key="limitUSD", doc="Most US dollars spent per window.", minimum=0
+    )
+    window: Literal["hour", "day", "month"] = spec_field(
+        "day", doc="Window the limit applies to, in UTC: hour, day or calendar month."
+    )
+    client: str | None = spec_field(
+        None,
+        doc="Only this client's requests count (a name of spec.auth.clients); unset: all.",
+        max_length=63,
+    )
+    model: str | None = spec_field(
+        None,
+        doc="Only requests for this model count (a name of spec.models); unset: all.",
+        max_length=256,
+    )
+    on_exceeded: Literal["reject", "degrade"] = spec_field(
+        "reject",
+        doc="When it is spent: reject answers 429 with Retry-After until the window resets; "
+        "degrade answers with degradeTo (or the economy tier of a tiered model) instead.",
+    )
+    degrade_to: str | None = spec_field(
+        None, doc="Model (of spec.models) that answers once the budget is spent.", max_length=256
+    )
+    clamp_max_tokens: bool = spec_field(
+        True,
+        doc="When less remains than a request's worst case, lower its max_tokens to what "
+        "remains instead of refusing it.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRateLimit:
+    name: str = spec_field(doc="Rate limit name, used in metrics.", pattern=DNS_LABEL, max_length=63)
+    client: str | None = spec_field(
+        None,
+        doc="The client it limits (a name of spec.auth.clients); unset: each client key "
+        "separately, with its own allowance.",
+        max_length=63,
+    )
+    model: str | None = spec_field(
+        None,
+        doc="Only requests for this model count (a name of spec.models); unset: all.",
+        max_length=256,
+    )
+    requests_per_minute: int | None = spec_field(
+        None, doc="Most requests per minute.", minimum=1
+    )
+    tokens_per_minute: int | None = spec_field(
+        None,
+        doc="Most tokens (prompt estimate plus max_tokens, corrected by usage) per minute.",
+        minimum=1,
     )
 
 
@@ -415,6 +561,17 @@ class RouteSpec:
     autoscaling: Autoscaling = spec_field({}, doc="Router pods per region.")
     cache: Cache = spec_field({}, doc="Response cache.")
     auth: ClientAuth | None = spec_field(None, doc="Client API keys; omit to accept any client.")
+    redis: Redis | None = spec_field(
+        None,
+        doc="Redis shared by every router of the route for budgets, rate limits and the "
+        "cache; unset: each router pod keeps its own.",
+    )
+    budgets: tuple[Budget, ...] = spec_field(
+        [], doc="Spending limits in US dollars.", max_items=64
+    )
+    rate_limits: tuple[ClientRateLimit, ...] = spec_field(
+        [], doc="Requests and tokens per minute per client key.", max_items=64
+    )
     server: Server = spec_field({}, doc="Router process settings.")
     resources: Resources = spec_field({}, doc="Compute resources of each router container.")
 

@@ -142,6 +142,7 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
                 "must not exceed 1h (the HorizontalPodAutoscaler's limit)",
             )
         )
+    errors += _check_shared_state(spec, path)
     for kind in ("requests", "limits"):
         for name, quantity in getattr(spec.resources, kind).items():
             if name not in ("cpu", "memory", "ephemeral-storage"):
@@ -150,4 +151,58 @@ def check_references(spec: RouteSpec, path: str = "spec") -> list[SpecError]:
                 errors.append(
                     SpecError(f"{path}.resources.{kind}.{name}", f"not a quantity: {quantity!r}")
                 )
+    return errors
+
+
+HASHED_CLIENT = re.compile(r"key-[0-9a-f]{8}")
+
+
+def _check_shared_state(spec: RouteSpec, path: str) -> list[SpecError]:
+    """Client names, budgets and rate limits: names unique, references resolvable."""
+    errors: list[SpecError] = []
+    clients: set[str] = set()
+    if spec.auth is not None:
+        if spec.auth.keys_secret_ref is None and not spec.auth.clients:
+            errors.append(SpecError(f"{path}.auth", "set keysSecretRef or clients (or both)"))
+        clients = {client.name for client in spec.auth.clients}
+        errors += _duplicates((c.name for c in spec.auth.clients), f"{path}.auth.clients", "client")
+    models = {model.name: model for model in spec.models}
+
+    def check_client(name: str | None, where: str) -> None:
+        if name is None:
+            return
+        if spec.auth is None:
+            errors.append(SpecError(where, "names a client, but spec.auth is not set"))
+        elif name not in clients and not HASHED_CLIENT.fullmatch(name):
+            errors.append(SpecError(where, f'unknown client "{name}" (not in spec.auth.clients)'))
+
+    def check_model(name: str | None, where: str) -> None:
+        if name is not None and name not in models:
+            errors.append(SpecError(where, f'unknown model "{name}"'))
+
+    errors += _duplicates((b.name for b in spec.budgets), f"{path}.budgets", "budget")
+    for b, budget in enumerate(spec.budgets):
+        where = f"{path}.budgets[{b}]"
+        check_client(budget.client, f"{where}.client")
+        check_model(budget.model, f"{where}.model")
+        check_model(budget.degrade_to, f"{where}.degradeTo")
+        if budget.on_exceeded == "degrade" and budget.degrade_to is None:
+            tiered = budget.model is not None and budget.model in models and (
+                models[budget.model].tiers is not None
+            )
+            if not tiered:
+                errors.append(
+                    SpecError(
+                        f"{where}.degradeTo",
+                        "onExceeded: degrade needs degradeTo, unless model names a tiered model "
+                        "(its economy tier answers)",
+                    )
+                )
+    errors += _duplicates((r.name for r in spec.rate_limits), f"{path}.rateLimits", "rate limit")
+    for r, limit in enumerate(spec.rate_limits):
+        where = f"{path}.rateLimits[{r}]"
+        check_client(limit.client, f"{where}.client")
+        check_model(limit.model, f"{where}.model")
+        if limit.requests_per_minute is None and limit.tokens_per_minute is None:
+            errors.append(SpecError(where, "set requestsPerMinute, tokensPerMinute or both"))
     return errors
