@@ -24,6 +24,16 @@ simulated context window refuses too long a request with OpenAI's 400
 ``context_length_exceeded``, and a provider-like prefix cache reports its hits
 in ``usage.prompt_tokens_details.cached_tokens``.
 
+It also serves the two other APIs clients speak, natively, as a target that
+speaks them would: Anthropic's Messages API (``POST /v1/messages``,
+``/v1/messages/count_tokens``; :mod:`.sim_messages`) and OpenAI's Responses
+API with its stored responses (``POST /v1/responses``, ``GET``/``DELETE
+/v1/responses/{id}``; :mod:`.sim_responses`). Their answers are chat answers
+translated by the router's own adapters, under the same behaviour. A chat
+request that forces a tool call or asks for reasoning gets a model's answer
+to it (:mod:`.sim_native`): a tool call with arguments fitting the tool's
+schema, reasoning before the text.
+
 The simulator is the upstream in benchmarks, so the request path stays
 lean: the low-level aiohttp server with a dict for routing, orjson, SSE
 chunks assembled from pre-encoded bytes, no access log, no per-request
@@ -38,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import itertools
 import math
@@ -56,6 +67,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from modelroute.router import sim_messages, sim_native, sim_responses
+from modelroute.router.adapters.anthropic import error_body as anthropic_error_body
 
 __all__ = ["SimBehaviour", "SimServer", "SimStats", "run_sim", "start_sim"]
 
@@ -479,11 +493,18 @@ class SimServer:
         self._closing = False
         self._ids = itertools.count(1)
         self._prefix_cache = _PrefixCache()
-        self._v1: dict[str, tuple[str, _Route]] = {
-            "/v1/chat/completions": ("POST", self._chat),
-            "/v1/completions": ("POST", self._completions),
-            "/v1/embeddings": ("POST", self._embeddings),
-            "/v1/models": ("GET", self._models),
+        self.responses = sim_responses.StoredResponses()
+        """Responses kept for ``previous_response_id`` and ``GET /v1/responses/{id}``."""
+        self._v1: dict[str, tuple[tuple[str, ...], _Route]] = {
+            "/v1/chat/completions": (("POST",), self._chat),
+            "/v1/completions": (("POST",), self._completions),
+            "/v1/embeddings": (("POST",), self._embeddings),
+            "/v1/models": (("GET",), self._models),
+            # Anthropic's Messages API and OpenAI's Responses API, served natively
+            "/v1/messages": (("POST",), self._native(sim_messages.create)),
+            "/v1/messages/count_tokens": (("POST",), self._native(sim_messages.count_tokens)),
+            "/v1/responses": (("POST",), self._native(self.responses.create)),
+            "/v1/responses/{id}": (("GET", "DELETE"), self._native(self.responses.item)),
         }
         self._admin: dict[tuple[str, str], Callable[[web.BaseRequest], Awaitable[web.Response]]] = {
             ("GET", "/sim/stats"): self._get_stats,
@@ -536,17 +557,23 @@ class SimServer:
 
     # --- request plumbing ---
 
+    def _native(self, handler: sim_native.Handler) -> _Route:
+        """A route of a natively served API (its handler takes this server first)."""
+        return functools.partial(handler, self)
+
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
+        if path.startswith("/v1/responses/"):
+            path = "/v1/responses/{id}"
         route = self._v1.get(path)
         if route is None:
             admin = self._admin.get((request.method, path))
             if admin is not None:
                 return await admin(request)
             return _json_error(404, f"no route for {request.method} {path}", "not_found", {})
-        method, handler = route
-        if request.method != method:
-            return _json_error(405, f"use {method} for {path}", None, {})
+        methods, handler = route
+        if request.method not in methods:
+            return _json_error(405, f"use {' or '.join(methods)} for {path}", None, {})
 
         stats = self.stats
         stats.requests += 1
@@ -608,8 +635,13 @@ class SimServer:
         param: str | None = None,
     ) -> web.Response:
         headers = self._headers(behaviour, _JSON_HEADERS)
-        if status in (429, 503) and behaviour.retry_after is not None:
+        if status in (429, 503, 529) and behaviour.retry_after is not None:
             headers["Retry-After"] = str(math.ceil(behaviour.retry_after))
+        if request.path.startswith("/v1/messages"):  # Anthropic's shape on its API
+            body = anthropic_error_body(status, message)
+            return await self._finish(
+                request, web.Response(status=status, body=body, headers=headers)
+            )
         return await self._finish(request, _json_error(status, message, code, headers, param))
 
     async def _admit(
@@ -619,7 +651,11 @@ class SimServer:
         if behaviour.refuse:
             return self._abort(request)
         key = behaviour.api_key
-        if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
+        if (
+            key is not None
+            and request.headers.get("Authorization") != f"Bearer {key}"
+            and request.headers.get("x-api-key") != key  # how Anthropic clients send it
+        ):
             return await self._error(
                 request, behaviour, 401, "Incorrect API key provided.", "invalid_api_key"
             )
@@ -661,9 +697,13 @@ class SimServer:
             return body
         if not isinstance(body.get("messages"), list):
             return await self._error(request, behaviour, 400, "messages must be a list")
-        pieces = _chat_pieces(body)
-        prompt_tokens = _tokens(pieces, _REPLY_TOKENS)
+        pieces, prompt_tokens = self._chat_prompt(body)
         return await self._complete(request, behaviour, body, pieces, prompt_tokens, chat=True)
+
+    def _chat_prompt(self, body: Mapping[str, Any]) -> tuple[list[_Piece], int]:
+        """A chat request's prompt as the prefix cache sees it, and its tokens as billed."""
+        pieces = _chat_pieces(body)
+        return pieces, _tokens(pieces, _REPLY_TOKENS)
 
     async def _completions(
         self, request: web.BaseRequest, behaviour: SimBehaviour
@@ -685,6 +725,52 @@ class SimServer:
         chat: bool,
     ) -> web.StreamResponse:
         """What a model does with an admitted prompt: check its window, consult its cache, answer."""
+        budget = await self._budget(request, behaviour, body, pieces, prompt_tokens, chat=chat)
+        if not isinstance(budget, tuple):
+            return budget
+        tokens, finish, usage = budget
+        if chat and sim_native.shaped(body):
+            return await sim_native.answer_chat(self, request, behaviour, body, budget)
+        if body.get("stream") is True:
+            return await self._stream(request, behaviour, body, usage, tokens, finish, chat=chat)
+        if (answer := await self._wait_whole(request, behaviour, tokens)) is not None:
+            return answer
+        choice: dict[str, Any]
+        if chat:
+            said = {"role": "assistant", "content": _answer(tokens), "refusal": None}
+            choice = {"index": 0, "message": said, "logprobs": None, "finish_reason": finish}
+        else:
+            choice = {
+                "text": _answer(tokens),
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        payload = {
+            "id": f"{'chatcmpl' if chat else 'cmpl'}-sim{next(self._ids)}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [choice],
+            "usage": usage,
+        }
+        return await self._json(request, behaviour, payload)
+
+    async def _budget(
+        self,
+        request: web.BaseRequest,
+        behaviour: SimBehaviour,
+        body: dict[str, Any],
+        pieces: list[_Piece],
+        prompt_tokens: int,
+        *,
+        chat: bool,
+    ) -> web.StreamResponse | tuple[int, str, dict[str, Any]]:
+        """Tokens to answer, the finish reason and the usage; or the error answer, sent.
+
+        The request's completion limit and the context window cut the answer,
+        the prefix cache says what of the prompt it holds; the prompt is billed.
+        """
         limit: int | None = None
         for param in ("max_tokens", "max_completion_tokens"):
             value = body.get(param)
@@ -712,32 +798,7 @@ class SimServer:
             cached = _cached_tokens(self._prefix_cache, body["model"], pieces, ttl)
         self.stats.prompt_tokens += prompt_tokens
         self.stats.cached_tokens += cached or 0
-        usage = _usage(prompt_tokens, tokens, cached)
-
-        if body.get("stream") is True:
-            return await self._stream(request, behaviour, body, usage, tokens, finish, chat=chat)
-        if (answer := await self._wait_whole(request, behaviour, tokens)) is not None:
-            return answer
-        choice: dict[str, Any]
-        if chat:
-            said = {"role": "assistant", "content": _answer(tokens), "refusal": None}
-            choice = {"index": 0, "message": said, "logprobs": None, "finish_reason": finish}
-        else:
-            choice = {
-                "text": _answer(tokens),
-                "index": 0,
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-        payload = {
-            "id": f"{'chatcmpl' if chat else 'cmpl'}-sim{next(self._ids)}",
-            "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": body["model"],
-            "choices": [choice],
-            "usage": usage,
-        }
-        return await self._json(request, behaviour, payload)
+        return tokens, finish, _usage(prompt_tokens, tokens, cached)
 
     async def _embeddings(
         self, request: web.BaseRequest, behaviour: SimBehaviour
@@ -897,6 +958,7 @@ class SimServer:
     async def _reset(self, request: web.BaseRequest) -> web.Response:
         self.stats.reset()
         self._prefix_cache.clear()
+        self.responses.clear()
         return web.Response(body=orjson.dumps(self.stats), headers=_JSON_HEADERS)
 
 
