@@ -161,6 +161,8 @@ class RouterApp:
             "draining": self.draining,
             "endpoints": endpoints,
         }
+        if self.proxy.state is not None:  # budgets, rate limits, cache (spec.redis)
+            body["sharedState"] = self.proxy.state.status()
         out.send(200, [JSON], orjson.dumps(body))
 
     def _refused(self, request: Request, out: ResponseWriter) -> bool:

@@ -112,6 +112,7 @@ class SharedState:
         self._loop_task: asyncio.Task[None] | None = None
         self.redis: RedisClient | None = None
         self.last_error = ""
+        self.budget_view: dict[str, dict[str, float]] = {}  # as last seen, for /status
         metrics.redis_up.set(0)
         if settings is not None:
             password = None
@@ -212,11 +213,27 @@ class SharedState:
             reply = await self.redis.call("HMGET", charge.key, "spent", "reserved")
             if isinstance(reply, list) and len(reply) == 2:
                 spent, reserved = (int(v) if isinstance(v, bytes | int) else 0 for v in reply)
-                self.metrics.budget_spent.labels(budget.name).set(spent / 1e9)
-                remaining = max(0, charge.limit - spent - reserved)
-                self.metrics.budget_remaining.labels(budget.name).set(remaining / 1e9)
+                self._show_budget(charge, spent, reserved)
 
     # --- budgets -----------------------------------------------------------------------
+
+    def _show_budget(self, charge: Charge, spent: int, reserved: int) -> None:
+        remaining = max(0, charge.limit - spent - reserved)
+        self.metrics.budget_spent.labels(charge.budget).set(spent / 1e9)
+        self.metrics.budget_remaining.labels(charge.budget).set(remaining / 1e9)
+        self.budget_view[charge.budget] = {
+            "limitUSD": charge.limit / 1e9,
+            "spentUSD": round(spent / 1e9, 9),
+            "reservedUSD": round(reserved / 1e9, 9),
+            "remainingUSD": round(remaining / 1e9, 9),
+        }
+
+    def show_local_budgets(self) -> None:
+        """Without Redis: the budgets as this router alone has spent them."""
+        for budget in self._budgets():
+            charge = self.charge(budget)
+            spent, reserved, _ = self.local.usage(charge.key)
+            self._show_budget(charge, spent, reserved)
 
     def charge(self, budget: Budget) -> Charge:
         """The budget's current window: a budget's scope (route, model or client) is
@@ -283,6 +300,9 @@ class SharedState:
     ) -> None:
         if placed is LOCAL:
             self.local.settle_now(charges, rid, cost)
+            for charge in charges:
+                spent, reserved, _ = self.local.usage(charge.key)
+                self._show_budget(charge, spent, reserved)
             return
         if placed is REDIS:
             try:
@@ -400,6 +420,10 @@ class SharedState:
             "routers": self.pods,
             "pendingCharges": len(self.pending),
         }
+        if self.redis is None:
+            self.show_local_budgets()
+        if self.budget_view:
+            doc["budgets"] = self.budget_view
         if self.memory is not None:
             doc["cache"] = {"entries": len(self.memory), "bytes": self.memory.bytes}
         return doc

@@ -14,7 +14,7 @@ import orjson
 from modelroute.router.serve import RouterServer
 from modelroute.router.sim import SimServer
 from tests.router.conftest import RouterFactory, SimFactory, metric_value, quiet_route, scrape
-from tests.router.redis_server import RedisServer, fresh_redis_server, redis_server
+from tests.router.redis_server import RedisServer, fresh_redis_server, redis_server, start_redis
 
 __all__ = ["fresh_redis_server", "redis_server"]
 
@@ -296,3 +296,52 @@ async def test_a_stopped_redis_costs_requests_nothing_and_service_resumes(
         await asyncio.sleep(0.2)
     else:
         raise AssertionError("the router did not go back to Redis")
+
+
+async def test_redis_with_a_password_from_a_secret_and_status_shows_the_budgets(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    secret = "s3cret-redis-pw"
+    server = start_redis(password=secret)
+    try:
+        (tmp_path / "secrets" / "redis").mkdir(parents=True)
+        (tmp_path / "secrets" / "redis" / "password").write_text(secret + "\n")
+        sim = await make_sim(tokens=4)
+        doc = doc_for(sim, server, "auth", budgets=[{"name": "daily", "limitUSD": 5}])
+        doc["spec"]["redis"]["passwordSecretRef"] = {"name": "redis", "key": "password"}
+        router = await make_router(doc)
+        status, headers, _ = await post(http, router, chat(max_tokens=8))
+        assert status == 200
+        cost = float(headers["x-modelroute-cost-usd"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the heartbeat (every 5 s) reads the budgets
+            async with http.get(f"http://127.0.0.1:{router.port}/status") as resp:
+                shared = (await resp.json())["sharedState"]
+            if shared.get("budgets", {}).get("daily", {}).get("spentUSD", 0) > 0:
+                break
+            await asyncio.sleep(0.2)
+        assert shared["redis"] == "up" and shared["routers"] == 1
+        assert abs(shared["budgets"]["daily"]["spentUSD"] - cost) < 1e-8
+        assert secret not in orjson.dumps(shared).decode()
+    finally:
+        server.close()
+
+
+async def test_without_redis_each_router_keeps_its_own_budget(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession,
+) -> None:
+    """What the README promises for a route without spec.redis: per pod."""
+    sim = await make_sim(tokens=16)
+    doc = doc_for(sim, budgets=[{"name": "daily", "limitUSD": 0.0006}])
+    one, two = await make_router(doc), await make_router(doc)
+    spent_one, _, refusal = await spend_until_refused(http, [one], chat(max_tokens=16))
+    assert refusal[0] == 429
+    spent_two, _, refusal = await spend_until_refused(http, [two], chat(max_tokens=16))
+    assert refusal[0] == 429
+    assert spent_one <= 0.0006 + 1e-9 and spent_two <= 0.0006 + 1e-9
+    assert spent_one + spent_two > 0.0006  # two pods, twice the budget
+    async with http.get(f"http://127.0.0.1:{one.port}/status") as resp:
+        shared = (await resp.json())["sharedState"]
+    assert shared["redis"] == "none"
+    assert abs(shared["budgets"]["daily"]["spentUSD"] - spent_one) < 1e-8

@@ -285,3 +285,12 @@ def test_the_wait_is_long_enough(
     else:
         used = 0
     assert used + amount <= limit + 1e-6
+
+
+def test_while_redis_is_unreachable_each_router_takes_its_share() -> None:
+    """Three routers seen alive: each allows a third of the limit on its own."""
+    limiter = LocalLimiter(clock=lambda: 1_800_000_000.0)
+    limiter.share = 3
+    rpm = Take("share:r", 30, 1, "requests", "rpm")
+    answers = [limiter.take_now((rpm,)) for _ in range(12)]
+    assert sum(isinstance(a, Allowed) for a in answers) == 10
