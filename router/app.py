@@ -27,6 +27,7 @@ from modelroute.router.auth import client_token
 from modelroute.router.errors import MethodNotAllowed, ModelNotFound, NotFound, Unauthorized
 from modelroute.router.http.client import UpstreamClient
 from modelroute.router.http.server import Request, ResponseWriter
+from modelroute.router.ingress import MESSAGES, RESPONSES
 from modelroute.router.metrics import Metrics
 from modelroute.router.probes import HealthMonitor
 from modelroute.router.proxy import Proxy
@@ -68,10 +69,14 @@ class RouterApp:
             ("/chat/completions", CHAT),
             ("/completions", COMPLETIONS),
             ("/embeddings", EMBEDDINGS),
+            ("/messages", MESSAGES),  # Anthropic's SDK: base URL without /v1
+            ("/responses", RESPONSES),
         ):
             endpoint = self._proxied(api)
             self._paths[path] = self._paths["/v1" + path] = (b"POST", endpoint)
         self._paths["/models"] = self._paths["/v1/models"] = (b"GET", self._models)
+        count = (b"POST", self.proxy.count_tokens)
+        self._paths["/messages/count_tokens"] = self._paths["/v1/messages/count_tokens"] = count
         # On their own listener (handle_admin) when there is an admin port; not for clients.
         self._admin = {path: self._paths.pop(path) for path in ADMIN_PATHS} if admin_port else {}
 

@@ -63,6 +63,14 @@ from modelroute.router.headers import header, to_client
 from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
+from modelroute.router.ingress import (
+    FOREIGN,
+    MESSAGES,
+    Ingress,
+    accept_foreign,
+    count_tokens,
+    error_for,
+)
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.router.plan import (
     Candidate,
@@ -162,6 +170,7 @@ class Exchange:
     used_tokens: int | None = None  # prompt plus completion tokens, from its usage
     answered: bool = False  # an upstream's answer reached the client
     gather: Gathered | None = None  # a cacheable stream, folded as it is relayed
+    ingress: Ingress | None = None  # a Messages or Responses client, served through chat
 
     def body_for(self, target: Target) -> bytes:
         """The request body for ``target``: the client's, with its upstream model name.
@@ -295,14 +304,18 @@ class Proxy:
                     "Unsupported content type: the request body must be sent as "
                     "'Content-Type: application/json'.",
                 )
-            call = accept(api, request.body)
+            ingress = None
+            if api in FOREIGN:
+                call, ingress = accept_foreign(api, request.body)
+            else:
+                call = accept(api, request.body)
             route = table.routes.get(call.model)
             if route is None:
                 raise ModelNotFound(
                     f"The model `{call.model}` does not exist or you do not have access to it."
                 )
             ex = self._exchange_for(request, out, table, route, call, request_id)
-            ex.client = client
+            ex.client, ex.ingress = client, ingress
             if route.tiers is not None or route.sticky or route.checked:
                 self._resolve(ex, route)
             elif COST_HEADER in request.headers:
@@ -319,7 +332,7 @@ class Proxy:
             code = exc.status
             ids = [(b"x-modelroute-request-id", request_id), (b"x-request-id", request_id)]
             extra = exc.headers if isinstance(exc, OverLimit) else []
-            out.send(code, [JSON, *extra, *ids], exc.body())
+            out.send(code, [JSON, *extra, *ids], error_for(api, exc))
         except asyncio.CancelledError:
             code = 499  # the client went away (nginx's convention), not a server error
             raise
@@ -343,6 +356,19 @@ class Proxy:
                     elapsed * 1000,
                     request_id.decode("latin-1"),
                 )
+
+    async def count_tokens(self, request: Request, out: ResponseWriter) -> None:
+        """``POST /v1/messages/count_tokens``: an estimate made here, no upstream call."""
+        table = self._table()
+        try:
+            if table.client_keys and table.client_keys.identify(client_token(request.headers)) is None:
+                raise Unauthorized("Incorrect or missing API key.")
+            model, answer = count_tokens(request.body)
+            if model not in table.routes:
+                raise ModelNotFound(f"model: {model}")
+            out.send(200, [JSON], answer)
+        except ClientError as exc:
+            out.send(exc.status, [JSON], error_for(MESSAGES, exc))
 
     def _exchange_for(
         self,
@@ -491,12 +517,15 @@ class Proxy:
                     *ex.notes,
                 ]
                 if replay is not None:
+                    if ex.ingress is not None:
+                        replay = ex.ingress.events(replay) + ex.ingress.end()
                     kept = [h for h in entry.headers if h[0] not in (b"content-type",)]
                     ex.out.start_stream(200, [(b"content-type", b"text/event-stream"), *kept, *own])
                     ex.out.write_now(replay)
                     ex.out.end_stream()
                 else:
-                    ex.out.send(200, [*entry.headers, *own], entry.body)
+                    body = entry.body if ex.ingress is None else ex.ingress.answer(entry.body)
+                    ex.out.send(200, [*entry.headers, *own], body)
                 return 200
         self._metrics.cache_misses.inc()
         if store:
@@ -919,9 +948,10 @@ class Proxy:
             headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
             ex.answered = True
+            held = b"".join(state.held)
             if ex.gather is not None:
-                ex.gather.feed(b"".join(state.held))
-            await ex.out.write(b"".join(state.held))
+                ex.gather.feed(held)
+            await ex.out.write(held if ex.ingress is None else ex.ingress.events(held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
             self._remember_session(ex, candidate)
@@ -930,7 +960,8 @@ class Proxy:
                 if not state.ended:
                     response.set_deadline(state.deadline)
                     response.set_idle_timeout(ex.table.spec.resilience.timeouts.stream_idle)
-                    await self._relay(response, ex.out, state, ex.gather)
+                    translate = ex.ingress.events if ex.ingress is not None else None
+                    await self._relay(response, ex.out, state, ex.gather, translate)
                 failure = stream_end_failure(state)
             except TimeoutError as exc:
                 failure = UpstreamTimeout(str(exc) or "timed out")
@@ -943,7 +974,12 @@ class Proxy:
                 self._record_failure(ex, candidate, admission, failure)
                 self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
                 if state.upstream_error is None:  # the upstream's own error event was relayed
-                    await ex.out.write(interruption_event(str(failure)))
+                    if ex.ingress is not None:
+                        await ex.out.write(ex.ingress.interrupted(str(failure)))
+                    else:
+                        await ex.out.write(interruption_event(str(failure)))
+            if failure is None and ex.ingress is not None:
+                await ex.out.write(ex.ingress.end())
             failure = None  # (see _route: no frame-exception cycle)
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
@@ -961,6 +997,7 @@ class Proxy:
         out: ResponseWriter,
         state: StreamState,
         gather: Gathered | None = None,
+        translate: Callable[[bytes], bytes] | None = None,
     ) -> None:
         """After the commit point: upstream chunks to the client, as they arrive.
 
@@ -977,6 +1014,8 @@ class Proxy:
             block = relay_block(block, state)
             if gather is not None:
                 gather.feed(block)
+            if translate is not None:
+                block = translate(block)
             if block and not out.write_now(block):
                 response.abort()  # the client is gone; its task is being cancelled
                 return
@@ -990,7 +1029,7 @@ class Proxy:
             held = relay_block(held, state)
             if gather is not None:
                 gather.feed(held)
-            await out.write(held)
+            await out.write(held if translate is None else translate(held))
             if state.broken is not None:
                 raise BadUpstreamAnswer(state.broken)
         out.on_resume(response.resume_reading)
@@ -1007,7 +1046,7 @@ class Proxy:
             rest = relay_block(rest, state)
             if gather is not None:
                 gather.feed(rest)
-            await out.write(rest)
+            await out.write(rest if translate is None else translate(rest))
 
     # --- answering --------------------------------------------------------------------
 
@@ -1029,7 +1068,26 @@ class Proxy:
         if ex.cache_key is not None and status == 200:
             self._store(ex, headers + list(candidate.identity), answer)
             headers.append((CACHE_HEADER, b"miss"))
-        ex.out.send(status, headers + self._identity(ex, candidate, headers), answer)
+        headers += self._identity(ex, candidate, headers)
+        if ex.ingress is not None:
+            self._send_translated(ex, status, headers, answer)
+            return
+        ex.out.send(status, headers, answer)
+
+    @staticmethod
+    def _send_translated(ex: Exchange, status: int, headers: Headers, answer: bytes) -> None:
+        """A whole chat answer in the client's API: as one document, or as the stream it
+        asked for (an upstream may answer a stream request with one JSON document)."""
+        ingress = ex.ingress
+        assert ingress is not None
+        if ex.call.stream:
+            replay = stream_of(answer, include_usage=True) or b""
+            kept = [h for h in headers if h[0] not in (b"content-type", b"content-length")]
+            ex.out.start_stream(status, [(b"content-type", b"text/event-stream"), *kept])
+            ex.out.write_now(ingress.events(replay) + ingress.end())
+            ex.out.end_stream()
+        else:
+            ex.out.send(status, headers, ingress.answer(answer))
 
     @staticmethod
     def _note_usage(ex: Exchange, usage: Usage, cost: float | None) -> None:
@@ -1085,6 +1143,8 @@ class Proxy:
         else re-worded in OpenAI's shape with the upstream's status and an
         excerpt of its text; never with one of the router's credentials in it."""
         headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
+        if ex.ingress is not None:
+            body = ex.ingress.error(answer.status, body)
         ex.out.send(answer.status, headers + self._identity(ex, candidate, headers), body)
         return answer.status
 
@@ -1116,7 +1176,8 @@ class Proxy:
             # would have met talking to that upstream directly.
             head: Headers = [(b"content-type", b"text/event-stream")]
             ex.out.start_stream(200, head + self._identity(ex, ex.last, []) + trail)
-            ex.out.write_now(redact.scrub(failure.event))
+            event = redact.scrub(failure.event)
+            ex.out.write_now(event if ex.ingress is None else ex.ingress.events(event))
             ex.out.end_stream()
             return 200
         answer = relayed(failure)
@@ -1130,6 +1191,8 @@ class Proxy:
                 due = retry_after if asked is None else min(retry_after, max(1, math.ceil(asked)))
                 headers = [h for h in headers if h[0] not in (b"retry-after", b"retry-after-ms")]
                 headers.append((b"retry-after", b"%d" % due))
+            if ex.ingress is not None:
+                body = ex.ingress.error(status, body)
             ex.out.send(status, headers + self._identity(ex, ex.last, headers) + trail, body)
             return status
         detail = (
@@ -1142,6 +1205,8 @@ class Proxy:
             "server_error",
             code="upstream_unavailable",
         )
+        if ex.ingress is not None:
+            body = ex.ingress.error(503, body)
         own: Headers = [
             JSON,
             (b"retry-after", b"%d" % retry_after),
