@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from modelroute.router import cors, redact
+from modelroute.router import cors, redact, stored
 from modelroute.router.accept import CHAT, COMPLETIONS, EMBEDDINGS, Api
 from modelroute.router.answers import JSON
 from modelroute.router.auth import client_token
@@ -101,6 +101,9 @@ class RouterApp:
         entry = self._paths.get(request.path)
         if entry is None and request.path.startswith(_MODEL_PREFIXES):
             entry = (b"GET", self._model)
+        elif entry is None and request.path.startswith(stored.PREFIXES):
+            method = b"DELETE" if request.method == b"DELETE" else b"GET"
+            entry = (method, self.proxy.stored_response)
         await self._dispatch(entry, request, out)
 
     async def handle_admin(self, request: Request, out: ResponseWriter) -> None:

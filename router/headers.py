@@ -38,6 +38,8 @@ TO_UPSTREAM = frozenset(
         b"accept",
         b"user-agent",
         b"openai-beta",  # feature flags some OpenAI-compatible APIs read
+        b"anthropic-version",  # the Messages API's version and beta features, for
+        b"anthropic-beta",  # providers that serve it natively
         b"idempotency-key",
         b"traceparent",  # W3C trace context
         b"tracestate",

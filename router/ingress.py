@@ -34,14 +34,32 @@ class Translator(Protocol):
 
 
 class Ingress:
-    """One client request's way back: its answer, stream and errors in its own API."""
+    """One client request's way back: its answer, stream and errors in its own API.
+
+    For a target whose provider serves the client's API itself (``apis``), the
+    request goes as it is (:meth:`native_body`) and nothing comes back through here.
+    """
 
     api: Api
+    name: str  # as in providers[].apis
+    max_key: str  # the client API's field for the most output tokens
 
     def __init__(self, model: str, request: dict[str, Any]) -> None:
         self.model = model
         self.request = request
+        self.untranslatable: BadRequest | None = None  # only native targets may take it
         self._stream: Translator | None = None
+
+    def native_body(self, upstream_model: str, cap: Any) -> bytes:
+        """The client's own request for a native target: its model, and at most ``cap``
+        output tokens (what a budget reserved, when it lowered the client's)."""
+        body = dict(self.request)
+        body["model"] = upstream_model
+        if isinstance(cap, int) and not isinstance(cap, bool):
+            current = body.get(self.max_key)
+            if not isinstance(current, int) or current > cap:
+                body[self.max_key] = cap
+        return orjson.dumps(body)
 
     def answer(self, chat_answer: bytes) -> bytes:
         raise NotImplementedError
@@ -82,6 +100,8 @@ class Ingress:
 
 class MessagesIngress(Ingress):
     api = MESSAGES
+    name = "messages"
+    max_key = "max_tokens"
 
     def answer(self, chat_answer: bytes) -> bytes:
         return orjson.dumps(anthropic.from_chat(orjson.loads(chat_answer), self.model))
@@ -95,6 +115,8 @@ class MessagesIngress(Ingress):
 
 class ResponsesIngress(Ingress):
     api = RESPONSES
+    name = "responses"
+    max_key = "max_output_tokens"
 
     def answer(self, chat_answer: bytes) -> bytes:
         answer = responses.from_chat(orjson.loads(chat_answer), self.model, request=self.request)
@@ -124,12 +146,23 @@ def accept_foreign(api: Api, body: bytes) -> tuple[Call, Ingress]:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required", param="model")
-    if api is MESSAGES:
-        chat = anthropic.to_chat(payload)
-        ingress: Ingress = MessagesIngress(model, payload)
-    else:
-        chat = responses.to_chat(payload)
-        ingress = ResponsesIngress(model, payload)
+    ingress: Ingress = (
+        MessagesIngress(model, payload) if api is MESSAGES else ResponsesIngress(model, payload)
+    )
+    try:
+        chat = anthropic.to_chat(payload) if api is MESSAGES else responses.to_chat(payload)
+    except BadRequest as exc:
+        # Not translatable (provider-side state, a PDF, a server tool): a provider that
+        # serves this API itself may still take it. What routing and budgets read of it:
+        ingress.untranslatable = exc
+        chat = {
+            key: value
+            for key, value in payload.items()
+            if key in ("model", "messages", "input", "tools", "stream", "temperature")
+        }
+        output = payload.get(ingress.max_key)
+        if isinstance(output, int):
+            chat["max_tokens"] = output
     stream = chat.get("stream") is True
     if stream:
         chat["stream_options"] = {"include_usage": True}  # the translators need the usage

@@ -20,6 +20,7 @@ import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from time import monotonic, perf_counter, time
 from typing import Any
 
@@ -72,6 +73,11 @@ from modelroute.router.ingress import (
     error_for,
 )
 from modelroute.router.metrics import OTHER, Metrics
+from modelroute.router.native_stream import (
+    native_interruption,
+    open_native_stream,
+    relay_native,
+)
 from modelroute.router.plan import (
     Candidate,
     CandidateQueue,
@@ -82,6 +88,7 @@ from modelroute.router.plan import (
 from modelroute.router.replay import Gathered, stream_of
 from modelroute.router.resolve import resolve
 from modelroute.router.state.shared import SharedState, default_prefix
+from modelroute.router.stored import ResponseHomes, answer_id, forward_stored
 from modelroute.router.stream import (
     StreamState,
     Usage,
@@ -90,7 +97,14 @@ from modelroute.router.stream import (
     relay_block,
     stream_end_failure,
 )
-from modelroute.router.table import Endpoint, Route, RoutingTable, Target
+from modelroute.router.table import (
+    ANTHROPIC_VERSION,
+    MESSAGES_PATH,
+    Endpoint,
+    Route,
+    RoutingTable,
+    Target,
+)
 from modelroute.spec.model import Hedging
 
 log = logging.getLogger("modelroute.access")
@@ -104,6 +118,7 @@ COST_HEADER = b"x-modelroute-max-cost-usd"
 # Failures after which the upstream did (or may have done) the work: trying the same
 # endpoint again spends the retry budget.
 _COSTLY = frozenset({"timeout", "reset", "5xx"})
+_API_NAMES = {"/chat/completions": "chat", "/completions": "completions", "/embeddings": "embeddings"}
 
 
 def new_request_id() -> bytes:
@@ -171,6 +186,22 @@ class Exchange:
     answered: bool = False  # an upstream's answer reached the client
     gather: Gathered | None = None  # a cacheable stream, folded as it is relayed
     ingress: Ingress | None = None  # a Messages or Responses client, served through chat
+    pin: str | None = None  # the only provider that may answer (it holds the request's state)
+
+    def serves(self, target: Target) -> bool:
+        """Whether ``target``'s provider can take this request: its API natively, or
+        (for a Messages or Responses client) chat, unless the request cannot be
+        translated."""
+        ingress = self.ingress
+        if ingress is None:
+            return _API_NAMES[self.call.api.path] in target.apis
+        if ingress.name in target.apis:
+            return True
+        return ingress.untranslatable is None and "chat" in target.apis
+
+    def native(self, target: Target) -> bool:
+        """Whether ``target`` takes the client's request as it is (Messages, Responses)."""
+        return self.ingress is not None and self.ingress.name in target.apis
 
     def body_for(self, target: Target) -> bytes:
         """The request body for ``target``: the client's, with its upstream model name.
@@ -179,6 +210,13 @@ class Exchange:
         in place even for a 1 MiB image prompt (36 µs against 470 µs for the
         search alone): the parse that ``accept`` needs anyway is what costs.
         """
+        if self.ingress is not None and self.ingress.name in target.apis:
+            key = "\0native\0" + target.model
+            body = self.bodies.get(key)
+            if body is None:
+                cap = self.call.payload.get("max_tokens")
+                body = self.bodies[key] = self.ingress.native_body(target.model, cap)
+            return body
         body = self.bodies.get(target.model)
         if body is None:
             if self.call.layout is not None:
@@ -203,9 +241,16 @@ class Exchange:
         return splice(self.request.body, edits)
 
     def head_for(self, candidate: Candidate, body: bytes) -> bytes:
+        path = self.call.api.path
+        extra = b""
+        if self.ingress is not None and self.ingress.name in candidate.target.apis:
+            path = self.ingress.api.path
+            if path == MESSAGES_PATH and b"anthropic-version" not in self.request.headers:
+                extra = ANTHROPIC_VERSION
         return (
-            candidate.endpoint.heads[self.call.api.path]
+            candidate.endpoint.heads[path]
             + self.forward
+            + extra
             + b"accept-encoding: identity\r\ncontent-length: %d\r\n\r\n" % len(body)
         )
 
@@ -233,6 +278,7 @@ class Proxy:
         self.state: SharedState | None = None  # budgets, limits, cache: when any is used
         self._gate: Gate | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self.homes = ResponseHomes()  # stored Responses: where each one lives
         # Shared state starts with the router, not with its first request: its leases
         # must be held in Redis before traffic can need them.
         self._adopt(table())
@@ -290,6 +336,7 @@ class Proxy:
         code = 500
         client = ANONYMOUS
         hold: Hold | None = None
+        gate: Gate | None = None
         ex: Exchange | None = None
         if table is not self._adopted:
             self._adopt(table)
@@ -320,13 +367,19 @@ class Proxy:
                 self._resolve(ex, route)
             elif COST_HEADER in request.headers:
                 self._screen(ex, route)  # a plain chain: only a ceiling may apply
-            if self.state is not None:
-                if self._gate is not None:
-                    hold = await self._gate.admit(ex, client, route.name)
-                if self.state.memory is not None:
-                    code = await self._from_cache(ex, route.name)
-                    if code:
-                        return
+            if ex.route.api_limited or ingress is not None:
+                self._check_apis(ex)
+                if ingress is not None and ingress.name == "responses":
+                    self._pin_to_state(ex, ingress)
+            # The gate that admits is the one that releases: a reload (by a request that
+            # comes while this one waits on Redis) may replace self._gate and self.state.
+            gate = self._gate
+            if gate is not None:
+                hold = await gate.admit(ex, client, route.name)
+            if self.state is not None and self.state.memory is not None:
+                code = await self._from_cache(ex, route.name)
+                if code:
+                    return
             code = await (self._route(ex) if ex.tier is None else self._route_tiers(ex, route))
         except ClientError as exc:
             code = exc.status
@@ -338,8 +391,11 @@ class Proxy:
             raise
         finally:
             self.budget.requests -= 1
-            if hold is not None and self._gate is not None and ex is not None:
-                await self._gate.release(hold, ex.cost, ex.used_tokens, ex.answered)
+            if hold is not None and gate is not None and ex is not None:
+                # A request sent upstream and then cut off (499) was billed: it costs
+                # its reservation, as an answer without usage does.
+                sent = code == 499 and ex.attempts + ex.earlier_attempts > 0
+                await gate.release(hold, ex.cost, ex.used_tokens, ex.answered or sent)
             if table.client_keys:
                 self._count_client(client, code, ex)
             elapsed = perf_counter() - request.received_at
@@ -407,6 +463,37 @@ class Proxy:
             ex.session, ex.session_tier = session_id, resolution.tier
             ex.affine = session.endpoint if session else None
         self._screen(ex, model)
+
+    def _pin_to_state(self, ex: Exchange, ingress: Ingress) -> None:
+        """A request continuing a stored response goes where that response lives."""
+        previous = ingress.request.get("previous_response_id")
+        home = self.homes.get(previous) if isinstance(previous, str) else None
+        if home is not None:
+            ex.pin, ex.affine = home
+
+    async def stored_response(self, request: Request, out: ResponseWriter) -> None:
+        """``GET``/``DELETE /v1/responses/{id}``: at the provider that holds it."""
+        table = self._table()
+        if table.client_keys and table.client_keys.identify(client_token(request.headers)) is None:
+            error = Unauthorized("Incorrect or missing API key.")
+            out.send(error.status, [JSON], error.body())
+            return
+        await forward_stored(table, self._client, self.homes, request, out)
+
+    @staticmethod
+    def _check_apis(ex: Exchange) -> None:
+        """A 400, before anything is spent, when no target of the chosen chain can take
+        this request: its API is served by none, natively or through chat."""
+        if ex.route.tiers is not None or any(ex.serves(t) for t in ex.route.targets):
+            return
+        if ex.ingress is not None and ex.ingress.untranslatable is not None:
+            raise ex.ingress.untranslatable
+        api = ex.ingress.api.path if ex.ingress is not None else ex.call.api.path
+        raise BadRequest(
+            f"No target of model `{ex.route.name}` serves {api}: see providers[].apis.",
+            param="model",
+            code="unsupported_api",
+        )
 
     def _screen(self, ex: Exchange, model: Route) -> None:
         """Leave out the targets this request cannot use (filters); a tiered model whose
@@ -539,6 +626,8 @@ class Proxy:
         state = self.state
         if state is None or state.memory is None or ex.cache_key is None:
             return
+        if any(name == b"x-modelroute-degraded" for name, _ in ex.notes):
+            return  # another model's answer (or a lower tier's): not the one asked for
         kept = [
             h
             for h in headers
@@ -583,6 +672,10 @@ class Proxy:
                 candidates = plan(ex.route, monotonic(), self._rng)
                 if ex.excluded:
                     candidates = [c for c in candidates if c.index not in ex.excluded]
+                if ex.route.api_limited or ex.ingress is not None:
+                    candidates = [c for c in candidates if ex.serves(c.target)]
+                    if ex.pin is not None:
+                        candidates = [c for c in candidates if c.endpoint.provider == ex.pin]
                 if ex.lower:  # a lower tier is a better place than a degraded endpoint
                     now = monotonic()
                     candidates = [
@@ -890,6 +983,7 @@ class Proxy:
         started = perf_counter()
         now = self._loop.time()
         state = StreamState(strip_usage=ex.strip_usage, deadline=now + timeouts.total)
+        native = ex.ingress.name if ex.native(candidate.target) and ex.ingress else None
         response: UpstreamResponse | None = None
         try:
             try:
@@ -910,7 +1004,10 @@ class Proxy:
                     state.status = response.status
                     return None, state, started
                 state.close_delimited = response.close_delimited
-                await open_stream(response, state)
+                if native is not None:
+                    await open_native_stream(native, response, state)
+                else:
+                    await open_stream(response, state)
                 if state.ended and not (state.done or state.finished):
                     # Nothing was sent to the client yet: a cut stream fails over.
                     raise UpstreamReset("upstream stream ended before any content")
@@ -948,10 +1045,15 @@ class Proxy:
             headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
             ex.answered = True
+            native = ex.ingress.name if ex.ingress is not None and ex.native(candidate.target) else None
+            translate = ex.ingress.events if ex.ingress is not None and native is None else None
+            gather = ex.gather if native is None else None
             held = b"".join(state.held)
-            if ex.gather is not None:
-                ex.gather.feed(held)
-            await ex.out.write(held if ex.ingress is None else ex.ingress.events(held))
+            if native == "responses":
+                self.homes.remember(state.native_id, endpoint.provider, endpoint.key)
+            if gather is not None:
+                gather.feed(held)
+            await ex.out.write(held if translate is None else translate(held))
             ex.route.ttft.observe(perf_counter() - ex.request.received_at)
             self._count_fallback(ex, candidate)
             self._remember_session(ex, candidate)
@@ -960,8 +1062,8 @@ class Proxy:
                 if not state.ended:
                     response.set_deadline(state.deadline)
                     response.set_idle_timeout(ex.table.spec.resilience.timeouts.stream_idle)
-                    translate = ex.ingress.events if ex.ingress is not None else None
-                    await self._relay(response, ex.out, state, ex.gather, translate)
+                    check = relay_block if native is None else partial(relay_native, native)
+                    await self._relay(response, ex.out, state, gather, translate, check)
                 failure = stream_end_failure(state)
             except TimeoutError as exc:
                 failure = UpstreamTimeout(str(exc) or "timed out")
@@ -974,19 +1076,22 @@ class Proxy:
                 self._record_failure(ex, candidate, admission, failure)
                 self._metrics.stream_interrupted.labels(endpoint.provider, endpoint.region).inc()
                 if state.upstream_error is None:  # the upstream's own error event was relayed
-                    if ex.ingress is not None:
+                    if native is not None:
+                        await ex.out.write(native_interruption(native, str(failure), state))
+                    elif ex.ingress is not None:
                         await ex.out.write(ex.ingress.interrupted(str(failure)))
                     else:
                         await ex.out.write(interruption_event(str(failure)))
-            if failure is None and ex.ingress is not None:
+            whole = failure is None
+            if whole and translate is not None and ex.ingress is not None:
                 await ex.out.write(ex.ingress.end())
             failure = None  # (see _route: no frame-exception cycle)
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
             cost = self._count_usage(candidate.target, state.usage)
             self._note_usage(ex, state.usage, cost)
-            if ex.gather is not None and failure is None:
-                self._store_stream(ex, ex.gather, state.usage, headers)
+            if gather is not None and whole:
+                self._store_stream(ex, gather, state.usage, headers)
             return response.status
         finally:
             response.close()
@@ -998,6 +1103,7 @@ class Proxy:
         state: StreamState,
         gather: Gathered | None = None,
         translate: Callable[[bytes], bytes] | None = None,
+        check: Callable[[bytes, StreamState], bytes] = relay_block,
     ) -> None:
         """After the commit point: upstream chunks to the client, as they arrive.
 
@@ -1011,7 +1117,7 @@ class Proxy:
             block = state.feed(data)  # complete events only; raises past the event size cap
             if not block:
                 return
-            block = relay_block(block, state)
+            block = check(block, state)
             if gather is not None:
                 gather.feed(block)
             if translate is not None:
@@ -1026,7 +1132,7 @@ class Proxy:
 
         held = state.take_complete()  # events that came with the first content one
         if held:
-            held = relay_block(held, state)
+            held = check(held, state)
             if gather is not None:
                 gather.feed(held)
             await out.write(held if translate is None else translate(held))
@@ -1043,7 +1149,7 @@ class Proxy:
             # runs into the error event that may follow.
             rest = bytes(state.pending) + b"\n\n"
             state.pending.clear()
-            rest = relay_block(rest, state)
+            rest = check(rest, state)
             if gather is not None:
                 gather.feed(rest)
             await out.write(rest if translate is None else translate(rest))
@@ -1065,13 +1171,16 @@ class Proxy:
         headers = to_client(headers)
         if cost is not None:
             headers.append((b"x-modelroute-cost-usd", b"%.8f" % cost))
-        if ex.cache_key is not None and status == 200:
+        if ex.cache_key is not None and status == 200 and not ex.native(candidate.target):
             self._store(ex, headers + list(candidate.identity), answer)
             headers.append((CACHE_HEADER, b"miss"))
         headers += self._identity(ex, candidate, headers)
-        if ex.ingress is not None:
+        if ex.ingress is not None and not ex.native(candidate.target):
             self._send_translated(ex, status, headers, answer)
             return
+        if ex.ingress is not None and ex.ingress.name == "responses":
+            endpoint = candidate.endpoint
+            self.homes.remember(answer_id(answer), endpoint.provider, endpoint.key)
         ex.out.send(status, headers, answer)
 
     @staticmethod
@@ -1123,7 +1232,11 @@ class Proxy:
         """Who answered, and the ids: the router's own in ``x-modelroute-request-id``
         (and in its logs); ``x-request-id`` is the upstream's when ``upstream`` (its
         headers as the client gets them) carries one — what SDKs expose and what
-        provider support asks for — else the router's."""
+        provider support asks for — else the router's. When the router sends its own
+        ``x-ratelimit-*`` (client rate limits), the upstream's (its limits for the
+        router's key) are taken out of ``upstream``, in place."""
+        if any(name.startswith(b"x-ratelimit-") for name, _ in ex.notes):
+            upstream[:] = [h for h in upstream if not h[0].startswith(b"x-ratelimit-")]
         overhead = max(0.0, perf_counter() - ex.request.received_at - ex.upstream_time) * 1000
         ids = [(b"x-modelroute-request-id", ex.request_id)]
         if header(upstream, b"x-request-id") is None:
@@ -1142,8 +1255,11 @@ class Proxy:
         """Relay an upstream's error answer: as it came when it is OpenAI-shaped,
         else re-worded in OpenAI's shape with the upstream's status and an
         excerpt of its text; never with one of the router's credentials in it."""
-        headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
-        if ex.ingress is not None:
+        if ex.native(candidate.target):  # already in the client's API
+            headers, body = to_client(answer.headers), redact.scrub(answer.body)
+        else:
+            headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
+        if ex.ingress is not None and not ex.native(candidate.target):
             body = ex.ingress.error(answer.status, body)
         ex.out.send(answer.status, headers + self._identity(ex, candidate, headers), body)
         return answer.status
@@ -1177,12 +1293,17 @@ class Proxy:
             head: Headers = [(b"content-type", b"text/event-stream")]
             ex.out.start_stream(200, head + self._identity(ex, ex.last, []) + trail)
             event = redact.scrub(failure.event)
-            ex.out.write_now(event if ex.ingress is None else ex.ingress.events(event))
+            if ex.ingress is not None and not ex.native(ex.last.target):
+                event = ex.ingress.events(event)
+            ex.out.write_now(event)
             ex.out.end_stream()
             return 200
         answer = relayed(failure)
         if answer is not None and ex.last is not None:
             status, headers, body = answer
+            native = ex.native(ex.last.target)
+            if native and isinstance(failure, UpstreamAnswered):
+                body = redact.scrub(failure.body)  # already in the client's API
             if status == 429:
                 # Every candidate is rate-limited: the client may come back when the first
                 # of them is due back — sooner than the last one asked when another one
@@ -1191,7 +1312,7 @@ class Proxy:
                 due = retry_after if asked is None else min(retry_after, max(1, math.ceil(asked)))
                 headers = [h for h in headers if h[0] not in (b"retry-after", b"retry-after-ms")]
                 headers.append((b"retry-after", b"%d" % due))
-            if ex.ingress is not None:
+            if ex.ingress is not None and not native:
                 body = ex.ingress.error(status, body)
             ex.out.send(status, headers + self._identity(ex, ex.last, headers) + trail, body)
             return status

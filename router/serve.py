@@ -64,9 +64,10 @@ class RouterServer:
         route = load_route(self.config_path)
         table = build_table(route, self.region, self.secrets_dir, self.metrics)
         redact.remember(
-            endpoint.auth_header[len(_BEARER) : -2].decode()
+            endpoint.auth_header[len(prefix) :].split(b"\r\n", 1)[0].decode()
             for endpoint in table.endpoints
-            if endpoint.auth_header.startswith(_BEARER)
+            for prefix in (_BEARER, b"x-api-key: ")
+            if endpoint.auth_header.startswith(prefix)
         )
         return table
 

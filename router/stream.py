@@ -51,6 +51,11 @@ class Usage:
 
     def take(self, usage: Any) -> None:
         if isinstance(usage, dict):
+            if "prompt_tokens" not in usage and (
+                "input_tokens" in usage or "output_tokens" in usage
+            ):
+                self._take_native(usage)
+                return
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
             if isinstance(prompt, int):
                 self.prompt_tokens = prompt
@@ -64,6 +69,28 @@ class Usage:
                 self.cached_tokens = cached
             self.seen = True
             self.raw = usage
+
+    def _take_native(self, usage: dict[str, Any]) -> None:
+        """Anthropic's usage (input_tokens excludes cache reads and writes) or the
+        Responses API's (input_tokens includes input_tokens_details.cached_tokens)."""
+        fresh, output = usage.get("input_tokens"), usage.get("output_tokens")
+        read = usage.get("cache_read_input_tokens")
+        written = usage.get("cache_creation_input_tokens")
+        details = usage.get("input_tokens_details")
+        if isinstance(fresh, int):
+            if isinstance(read, int) or isinstance(written, int):
+                cached = read if isinstance(read, int) else 0
+                self.prompt_tokens = fresh + cached + (written if isinstance(written, int) else 0)
+                self.cached_tokens = cached
+            else:
+                self.prompt_tokens = fresh
+                hit = details.get("cached_tokens") if isinstance(details, dict) else None
+                if isinstance(hit, int) and 0 <= hit <= fresh:
+                    self.cached_tokens = hit
+        if isinstance(output, int):
+            self.completion_tokens = output
+        self.seen = True
+        self.raw = usage
 
     def as_dict(self) -> dict[str, Any]:
         if isinstance(self.raw, dict):
@@ -100,6 +127,8 @@ class StreamState:
     upstream_error: str | None = None  # an error event the upstream sent after content
     broken: str | None = None  # why the relay must stop (a malformed event)
     close_delimited: bool = False  # the upstream's body ends only when it closes
+    sequence: int = -1  # the last sequence_number of a native Responses stream
+    native_id: str | None = None  # a native Responses stream's response id
 
     def feed(self, data: bytes) -> bytes:
         """Add received bytes; the complete events so far (ending on a boundary), or b"".

@@ -25,7 +25,10 @@ from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
 from modelroute.spec.model import ModelInfo, Price, Tier
 
-API_PATHS = ("/chat/completions", "/completions", "/embeddings")
+API_PATHS = ("/chat/completions", "/completions", "/embeddings", "/responses")
+MESSAGES_PATH = "/messages"  # Anthropic's: its key goes in x-api-key
+ANTHROPIC_VERSION = b"anthropic-version: 2023-06-01\r\n"  # when the client sends none
+DEFAULT_APIS = frozenset({"chat", "completions", "embeddings"})
 
 
 @dataclass(slots=True, eq=False)
@@ -82,6 +85,7 @@ class Target:
     context_window: int | None = None
     max_output: int | None = None
     capabilities: frozenset[str] | None = None
+    apis: frozenset[str] = DEFAULT_APIS  # what its provider serves natively
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,6 +115,9 @@ class Route:
     tiers: TierSet | None = None  # a tier set instead of a chain (targets is empty)
     # Session affinity pays off (and is paid for): some target has several endpoints here.
     sticky: bool = False
+    # Some target's provider serves other APIs than the default three: which target may
+    # take which request is checked per request.
+    api_limited: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -163,6 +170,7 @@ def build_table(
             origin, prefix = split_base_url(ep.base_url)
             query = base_query(ep.base_url)
             auth = b"authorization: Bearer " + api_key.encode() + b"\r\n" if api_key else b""
+            x_api_key = b"x-api-key: " + api_key.encode() + b"\r\n" if api_key else b""
             endpoint = Endpoint(
                 provider=provider.name,
                 region=ep.region,
@@ -170,13 +178,23 @@ def build_table(
                 origin=origin,
                 path_prefix=prefix,
                 query=query,
-                auth_header=auth,
+                # Probes authenticate as the provider expects: an Anthropic-only
+                # provider (messages, no chat) takes its key in x-api-key.
+                auth_header=(
+                    x_api_key + ANTHROPIC_VERSION
+                    if "messages" in provider.apis and "chat" not in provider.apis
+                    else auth
+                ),
                 local=ep.region == region,
                 key=f"{provider.name}/{ep.region}/{ep.base_url}",
                 heads={
                     path: b"POST %s%s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
                     % (prefix.encode(), path.encode(), query.encode(), origin.host_header, auth)
                     for path in API_PATHS
+                }
+                | {
+                    MESSAGES_PATH: b"POST %s%s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
+                    % (prefix.encode(), MESSAGES_PATH.encode(), query.encode(), origin.host_header, x_api_key)
                 },
                 upstream_duration=metrics.upstream_duration.labels(provider.name, ep.region),
                 outcomes={},
@@ -230,6 +248,7 @@ def build_table(
                         if info is not None and info.capabilities is not None
                         else None
                     ),
+                    apis=frozenset(provider.apis),
                 )
             )
         groups = tuple(
@@ -254,6 +273,7 @@ def build_table(
             ),
             max_cost=model.max_cost_usd,
             sticky=any(len(t.local) > 1 for t in targets),
+            api_limited=any(t.apis != DEFAULT_APIS for t in targets),
         )
     for model in spec.models:
         if model.tiers is None:

@@ -28,6 +28,7 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 RetryOn = Literal["connect-failure", "reset", "timeout", "5xx", "429"]
 Capability = Literal["tools", "vision", "jsonSchema", "reasoning"]
 Tier = Literal["economy", "standard", "premium"]
+ApiName = Literal["chat", "completions", "embeddings", "responses", "messages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,15 @@ class Provider:
         {},
         doc="Model registry: per upstream model name, its prices, context window, output "
         "limit and capabilities. Prices here take precedence over pricing.",
+    )
+    apis: tuple[ApiName, ...] = spec_field(
+        ["chat", "completions", "embeddings"],
+        doc="APIs the provider serves natively: chat, completions, embeddings (OpenAI's), "
+        "responses (OpenAI's Responses API), messages (Anthropic's Messages API, with "
+        "x-api-key auth). Responses and Messages requests go to a provider that serves "
+        "them as they are, and are translated to chat for one that does not.",
+        min_items=1,
+        max_items=5,
     )
 
 

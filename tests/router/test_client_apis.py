@@ -285,3 +285,174 @@ async def test_responses_tools_and_errors(
     assert "previous_response_id" in str(stateful.value)
     with pytest.raises(openai.NotFoundError):
         await client.responses.create(model="no-such-model", input="Hi")
+
+
+# --- providers that serve these APIs themselves (providers[].apis) --------------------------
+
+
+def native_route(
+    native: SimServer, chat: SimServer | None = None, apis: tuple[str, ...] = ("messages", "responses")
+) -> dict[str, Any]:
+    """Model chat-fast: a provider serving ``apis`` natively, then (optionally) a chat one."""
+    endpoints = {"native": [("us-east-1", native)]}
+    chain = [("native", "upstream-model")]
+    if chat is not None:
+        endpoints["plain"] = [("us-east-1", chat)]
+        chain.append(("plain", "upstream-model"))
+    doc = quiet_route(endpoints, models={"chat-fast": chain})
+    doc["spec"]["providers"][0]["apis"] = list(apis)
+    return doc
+
+
+async def test_a_native_provider_gets_messages_as_they_are(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    native = await make_sim(tokens=6)
+    router = await make_router(native_route(native))
+    client = claude(router, clients)
+    raw = await client.messages.with_raw_response.create(
+        model="chat-fast",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Hello there"}],
+        extra_headers={"anthropic-beta": "some-feature-2026-01-01"},
+    )
+    message = await raw.parse()
+    assert message.content[0].type == "text" and message.usage.output_tokens == 6
+    assert native.stats.by_path == {"/v1/messages": 1}
+    sent = native.stats.last_body
+    assert sent is not None and sent["model"] == "upstream-model" and "messages" in sent
+    assert float(raw.headers["x-modelroute-cost-usd"]) > 0  # usage in Anthropic's words
+    async with client.messages.stream(
+        model="chat-fast", max_tokens=64, messages=[{"role": "user", "content": "Stream"}]
+    ) as stream:
+        final = await stream.get_final_message()
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 6
+    assert native.stats.by_path == {"/v1/messages": 2}
+
+
+async def test_a_native_stream_cut_after_content_ends_with_an_error_event(
+    make_sim: SimFactory, make_router: RouterFactory
+) -> None:
+    native = await make_sim(tokens=20, die_after_tokens=3)
+    router = await make_router(native_route(native))
+    for path, body in (
+        ("/messages", {"model": "chat-fast", "max_tokens": 50, "stream": True,
+                       "messages": [{"role": "user", "content": "Hi"}]}),
+        ("/responses", {"model": "chat-fast", "stream": True, "input": "Hi"}),
+    ):
+        async with httpx.AsyncClient() as http, http.stream(
+            "POST", f"{router.url}{path}", json=body
+        ) as response:
+            assert response.status_code == 200
+            text = (await response.aread()).decode()
+        kinds = [line[7:] for line in text.splitlines() if line.startswith("event: ")]
+        assert kinds[-1] == "error", (path, kinds)
+        assert "message_stop" not in kinds and "response.completed" not in kinds
+
+
+async def test_a_failing_native_provider_fails_over_to_a_translated_one(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    native, plain = await make_sim(fail_rate=1.0, fail_status=529), await make_sim(tokens=4)
+    router = await make_router(native_route(native, plain))
+    message = await claude(router, clients).messages.create(
+        model="chat-fast", max_tokens=32, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.content[0].type == "text"
+    assert native.stats.by_path.get("/v1/messages", 0) >= 1
+    assert plain.stats.by_path == {"/v1/chat/completions": 1}
+
+
+async def test_a_native_providers_error_reaches_the_client_as_it_sent_it(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    native = await make_sim(fail_rate=1.0, fail_status=429, retry_after=3)
+    router = await make_router(native_route(native))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        await claude(router, clients).messages.create(
+            model="chat-fast", max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+async def test_provider_side_state_goes_only_to_a_native_responses_provider(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    native, plain = await make_sim(tokens=4), await make_sim(tokens=4)
+    router = await make_router(native_route(native, plain, ("responses",)))
+    client = gpt(router, clients)
+    first = await client.responses.create(model="chat-fast", input="Remember: the code is 42.")
+    follow = await client.responses.create(
+        model="chat-fast", input="What was the code?", previous_response_id=first.id
+    )
+    assert follow.status == "completed"
+    assert native.stats.by_path == {"/v1/responses": 2}
+    assert plain.stats.by_path == {}
+    # A chat request skips the provider that serves only Responses.
+    answer = await client.chat.completions.create(
+        model="chat-fast", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert answer.choices[0].message.content
+    assert plain.stats.by_path == {"/v1/chat/completions": 1}
+
+
+async def test_a_request_no_target_can_take_is_a_clear_400(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    anthropic_only = await make_sim()
+    router = await make_router(native_route(anthropic_only, None, ("messages",)))
+    with pytest.raises(openai.BadRequestError) as refused:
+        await gpt(router, clients).chat.completions.create(
+            model="chat-fast", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert refused.value.code == "unsupported_api"
+    assert anthropic_only.stats.by_path == {}
+
+
+async def test_a_native_messages_provider_gets_its_key_in_x_api_key(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NATIVE_KEY", "sk-upstream-native")
+    native = await make_sim(tokens=3, api_key="sk-upstream-native")
+    doc = native_route(native, None, ("messages",))
+    doc["spec"]["providers"][0]["endpoints"][0]["apiKeyEnv"] = "NATIVE_KEY"
+    router = await make_router(doc)
+    message = await claude(router, clients, key="client-key-not-forwarded").messages.create(
+        model="chat-fast", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.usage.output_tokens == 3
+    headers = native.stats.last_headers
+    assert headers is not None
+    assert headers.get("x-api-key") == "sk-upstream-native"
+    assert "authorization" not in {k.lower() for k in headers}
+    assert headers.get("anthropic-version")  # the SDK's, passed on
+
+
+async def test_stored_responses_are_read_and_deleted_where_they_live(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    first, second = await make_sim(fail_rate=1.0, fail_status=503), await make_sim(tokens=4)
+    doc = quiet_route(
+        {"a": [("us-east-1", first)], "b": [("us-east-1", second)]},
+        models={"chat-fast": [("a", "upstream-model"), ("b", "upstream-model")]},
+    )
+    for provider in doc["spec"]["providers"]:
+        provider["apis"] = ["chat", "responses"]
+    router = await make_router(doc)
+    client = gpt(router, clients)
+    made = await client.responses.create(model="chat-fast", input="Keep this.")
+    assert second.stats.by_path == {"/v1/responses": 1}  # a failed over to b
+    first.behaviour.fail_rate = 0.0
+    calls_at_first = dict(first.stats.by_path)
+    again = await client.responses.retrieve(made.id)
+    assert again.id == made.id and again.output_text == made.output_text
+    # The follow-up is pinned to b, which holds the state, though a is first and healthy.
+    follow = await client.responses.create(
+        model="chat-fast", input="And now?", previous_response_id=made.id
+    )
+    assert follow.status == "completed"
+    assert first.stats.by_path == calls_at_first
+    await client.responses.delete(made.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(made.id)
