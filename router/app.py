@@ -197,5 +197,4 @@ class RouterApp:
             error = ModelNotFound(f"The model '{name}' does not exist", param="model")
             out.send(error.status, [JSON], error.body())
             return
-        model = {"id": name, "object": "model", "created": 0, "owned_by": "modelroute"}
-        out.send(200, [JSON], orjson.dumps(model))
+        out.send(200, [JSON], orjson.dumps(self.table.model_objects[name]))

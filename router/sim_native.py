@@ -95,9 +95,30 @@ def _reasoning_tokens(chat: Mapping[str, Any], tokens: int) -> int:
     return min(_EFFORT_TOKENS.get(effort, 0), tokens // 2) if isinstance(effort, str) else 0
 
 
+def _structured(chat: Mapping[str, Any]) -> Any:
+    """The JSON value a ``response_format`` asks the answer to be, or None: an example
+    of a ``json_schema``'s schema, or an object for ``json_object``."""
+    fmt = chat.get("response_format")
+    if not isinstance(fmt, Mapping):
+        return None
+    if fmt.get("type") == "json_object":
+        return {"answer": "sim"}
+    if fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        value = _example(schema)
+        return value if value is not None else {}
+    return None
+
+
 def shaped(chat: Mapping[str, Any]) -> bool:
-    """Whether a chat request gets more than the plain answer (a forced tool, reasoning)."""
-    return _forced_tool(chat) is not None or _reasoning_tokens(chat, 2) > 0
+    """Whether a chat request gets more than the plain answer (a forced tool, reasoning,
+    structured output)."""
+    return (
+        _forced_tool(chat) is not None
+        or _reasoning_tokens(chat, 2) > 0
+        or _structured(chat) is not None
+    )
 
 
 def _example(schema: Any, depth: int = 0) -> Any:
@@ -135,6 +156,13 @@ def say(chat: Mapping[str, Any], tokens: int, finish: str, usage: dict[str, Any]
     if think:
         usage["completion_tokens_details"] = {"reasoning_tokens": think}
     forced = _forced_tool(chat)
+    structured = _structured(chat) if forced is None else None
+    if structured is not None:  # the whole JSON document, in pieces of about a token
+        text = orjson.dumps(structured).decode()
+        pieces = tuple(text[i : i + 4] for i in range(0, len(text), 4))
+        usage["completion_tokens"] = think + len(pieces)
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return Said(_pieces("think", think), pieces, (), "stop", usage)
     if forced is None:
         return Said(_pieces("think", think), _pieces("tok", tokens - think), (), finish, usage)
     name, schema = forced

@@ -23,7 +23,7 @@ from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
 from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
-from modelroute.spec.model import ModelInfo, Price, Tier
+from modelroute.spec.model import Model, ModelInfo, Price, Tier
 
 API_PATHS = ("/chat/completions", "/completions", "/embeddings", "/responses")
 MESSAGES_PATH = "/messages"  # Anthropic's: its key goes in x-api-key
@@ -142,6 +142,7 @@ class RoutingTable:
     config_hash: str
     spec: RouteSpec  # route.spec, read on every request
     secrets_dir: Path = Path("/nonexistent")  # where the Secrets' files are mounted
+    model_objects: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # /v1/models
 
 
 def build_table(
@@ -194,7 +195,13 @@ def build_table(
                 }
                 | {
                     MESSAGES_PATH: b"POST %s%s%s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n%s"
-                    % (prefix.encode(), MESSAGES_PATH.encode(), query.encode(), origin.host_header, x_api_key)
+                    % (
+                        prefix.encode(),
+                        MESSAGES_PATH.encode(),
+                        query.encode(),
+                        origin.host_header,
+                        x_api_key,
+                    )
                 },
                 upstream_duration=metrics.upstream_duration.labels(provider.name, ep.region),
                 outcomes={},
@@ -268,9 +275,7 @@ def build_table(
             duration=metrics.request_duration.labels(model.name),
             ttft=metrics.time_to_first_token.labels(model.name),
             checked=model.max_cost_usd is not None
-            or any(
-                t.context_window is not None or t.capabilities is not None for t in targets
-            ),
+            or any(t.context_window is not None or t.capabilities is not None for t in targets),
             max_cost=model.max_cost_usd,
             sticky=any(len(t.local) > 1 for t in targets),
             api_limited=any(t.apis != DEFAULT_APIS for t in targets),
@@ -302,15 +307,8 @@ def build_table(
             ),
         )
 
-    models_body = orjson.dumps(
-        {
-            "object": "list",
-            "data": [
-                {"id": model.name, "object": "model", "created": 0, "owned_by": "modelroute"}
-                for model in spec.models
-            ],
-        }
-    )
+    model_objects = {model.name: _model_object(model) for model in spec.models}
+    models_body = orjson.dumps({"object": "list", "data": list(model_objects.values())})
     return RoutingTable(
         route=route,
         region=region,
@@ -318,6 +316,7 @@ def build_table(
         endpoints=tuple(all_endpoints),
         client_keys=client_keys,
         models_body=models_body,
+        model_objects=model_objects,
         config_hash=_config_hash(route, region),
         spec=route.spec,
         secrets_dir=secrets_dir,
@@ -325,6 +324,30 @@ def build_table(
 
 
 TIER_ORDER = ("economy", "standard", "premium")  # cheapest first
+
+
+def _model_object(model: Model) -> dict[str, Any]:
+    """A served model in OpenAI's shape (id, object, created, owned_by), plus what it is
+    in a ``modelroute`` member the SDKs keep as an extra field: its fallback chain
+    (provider/model, in order) or its tiers (tier -> model of the route)."""
+    what: dict[str, Any]
+    if model.tiers is not None:
+        what = {
+            "tiers": {
+                tier: name
+                for tier in TIER_ORDER
+                if (name := getattr(model.tiers, tier)) is not None
+            }
+        }
+    else:
+        what = {"targets": [f"{t.provider}/{t.model}" for t in model.targets]}
+    return {
+        "id": model.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "modelroute",
+        "modelroute": what,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,3 +456,36 @@ async def test_stored_responses_are_read_and_deleted_where_they_live(
     await client.responses.delete(made.id)
     with pytest.raises(openai.NotFoundError):
         await client.responses.retrieve(made.id)
+
+
+async def test_structured_output_through_both_apis(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    """The simulator answers a json_schema response_format with a document fitting the
+    schema (as compatcanary's strict structured-output probe checks), through chat and
+    through the Responses translation."""
+    import jsonschema
+
+    _, router = await one_sim_router(make_sim, make_router)
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+        "additionalProperties": False,
+    }
+    client = gpt(router, clients)
+    chat = await client.chat.completions.create(
+        model="chat-fast",
+        messages=[{"role": "user", "content": "Plan a trip"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "trip", "schema": schema, "strict": True},
+        },
+    )
+    jsonschema.validate(orjson.loads(chat.choices[0].message.content or ""), schema)
+    response = await client.responses.create(
+        model="chat-fast",
+        input="Plan a trip",
+        text={"format": {"type": "json_schema", "name": "trip", "schema": schema, "strict": True}},
+    )
+    jsonschema.validate(orjson.loads(response.output_text), schema)

@@ -134,6 +134,8 @@ async def test_models_list(routed: AsyncOpenAI) -> None:
     # The client-facing names, not the upstream's.
     assert [model.id for model in models] == ["chat-fast", "embed-small"]
     assert all(model.object == "model" for model in models)
+    # What each is, in an extra member the SDK keeps: its chain, upstream names in order.
+    assert models[0].model_extra == {"modelroute": {"targets": ["deepseek/upstream-model"]}}
 
 
 async def test_models_retrieve(
@@ -378,3 +380,19 @@ async def test_the_upstreams_request_id_reaches_the_sdk_and_ours_is_kept_apart(
         assert raw.headers["x-request-id"] == raw.headers["x-modelroute-request-id"]
     finally:
         await upstream.close()
+
+
+async def test_a_tiered_model_lists_its_tiers(
+    make_sim: SimFactory, make_router: RouterFactory, make_client: ClientFactory
+) -> None:
+    sim = await make_sim(tokens=1)
+    doc = route(
+        {"deepseek": [("us-east-1", sim)]},
+        models={"small": [("deepseek", "s")], "large": [("deepseek", "l")]},
+    )
+    doc["spec"]["models"].append(
+        {"name": "auto", "tiers": {"economy": "small", "standard": "large"}}
+    )
+    client = make_client(await make_router(doc))
+    auto = await client.models.retrieve("auto")
+    assert auto.model_extra == {"modelroute": {"tiers": {"economy": "small", "standard": "large"}}}
