@@ -489,3 +489,55 @@ async def test_structured_output_through_both_apis(
         text={"format": {"type": "json_schema", "name": "trip", "schema": schema, "strict": True}},
     )
     jsonschema.validate(orjson.loads(response.output_text), schema)
+
+
+async def test_messages_images_and_the_max_tokens_stop_reason(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    sim, router = await one_sim_router(make_sim, make_router, tokens=50)
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    message = await claude(router, clients).messages.create(
+        model="chat-fast",
+        max_tokens=5,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": pixel}},
+                    {"type": "text", "text": "What is this?"},
+                ],
+            }
+        ],
+    )
+    assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 5
+    sent = sim.stats.last_body
+    assert sent is not None
+    parts = sent["messages"][0]["content"]
+    assert parts[0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{pixel}"}}
+    assert parts[1] == {"type": "text", "text": "What is this?"}
+
+
+async def test_responses_fail_over_before_the_first_delta_and_fail_after_it(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    broken, healthy = await make_sim(fail_rate=1.0, fail_status=500), await make_sim(tokens=5)
+    router = await make_router(
+        quiet_route(
+            {"first": [("us-east-1", broken)], "second": [("us-east-1", healthy)]},
+            models={"chat-fast": [("first", "upstream-model"), ("second", "upstream-model")]},
+        )
+    )
+    client = gpt(router, clients)
+    async with client.responses.stream(model="chat-fast", input="Hi") as stream:
+        final = await stream.get_final_response()
+    assert final.status == "completed" and final.output_text
+    cut = await make_sim(tokens=20, die_after_tokens=3)
+    cut_router = await make_router(quiet_route({"deepseek": [("us-east-1", cut)]}))
+    kinds: list[str] = []
+    async with gpt(cut_router, clients).responses.stream(model="chat-fast", input="Hi") as s:
+        async for event in s:
+            kinds.append(event.type)
+            if event.type == "response.failed":
+                assert event.response.status == "failed" and event.response.error is not None
+    assert "response.output_text.delta" in kinds  # content arrived, then the failure
+    assert kinds[-1] == "response.failed" and "response.completed" not in kinds
