@@ -77,6 +77,8 @@ class RouterApp:
         self._paths["/models"] = self._paths["/v1/models"] = (b"GET", self._models)
         count = (b"POST", self.proxy.count_tokens)
         self._paths["/messages/count_tokens"] = self._paths["/v1/messages/count_tokens"] = count
+        count = (b"POST", self.proxy.count_input_tokens)
+        self._paths["/responses/input_tokens"] = self._paths["/v1/responses/input_tokens"] = count
         # On their own listener (handle_admin) when there is an admin port; not for clients.
         self._admin = {path: self._paths.pop(path) for path in ADMIN_PATHS} if admin_port else {}
 

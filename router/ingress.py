@@ -17,6 +17,7 @@ from modelroute.router.accept import CHAT, Api, Call
 from modelroute.router.adapters import anthropic, responses
 from modelroute.router.errors import BadRequest, ClientError
 from modelroute.router.stream import event_data, split_events
+from modelroute.router.tokens import estimate_tokens
 
 MESSAGES = Api("/messages", "messages", True)
 RESPONSES = Api("/responses", "input", True)
@@ -183,3 +184,19 @@ def count_tokens(body: bytes) -> tuple[str, bytes]:
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required", param="model")
     return model, orjson.dumps(anthropic.count_tokens(payload))
+
+
+def count_input_tokens(body: bytes) -> tuple[str | None, bytes]:
+    """``POST /v1/responses/input_tokens``, answered here: (model, the estimate)."""
+    try:
+        payload = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    model = payload.get("model")
+    counted = {k: v for k, v in payload.items() if k not in ("model",)}
+    counted.setdefault("input", "")
+    chat = responses.to_chat({**counted, "model": model if isinstance(model, str) else "x"})
+    answer = {"object": "response.input_tokens", "input_tokens": estimate_tokens(chat)}
+    return (model if isinstance(model, str) else None), orjson.dumps(answer)

@@ -69,6 +69,7 @@ from modelroute.router.ingress import (
     MESSAGES,
     Ingress,
     accept_foreign,
+    count_input_tokens,
     count_tokens,
     error_for,
 )
@@ -425,6 +426,21 @@ class Proxy:
             out.send(200, [JSON], answer)
         except ClientError as exc:
             out.send(exc.status, [JSON], error_for(MESSAGES, exc))
+
+    async def count_input_tokens(self, request: Request, out: ResponseWriter) -> None:
+        """``POST /v1/responses/input_tokens``: an estimate made here, no upstream call."""
+        table = self._table()
+        try:
+            if table.client_keys and table.client_keys.identify(client_token(request.headers)) is None:
+                raise Unauthorized("Incorrect or missing API key.")
+            model, answer = count_input_tokens(request.body)
+            if model is not None and model not in table.routes:
+                raise ModelNotFound(
+                    f"The model `{model}` does not exist or you do not have access to it."
+                )
+            out.send(200, [JSON], answer)
+        except ClientError as exc:
+            out.send(exc.status, [JSON], exc.body())
 
     def _exchange_for(
         self,

@@ -541,3 +541,17 @@ async def test_responses_fail_over_before_the_first_delta_and_fail_after_it(
                 assert event.response.status == "failed" and event.response.error is not None
     assert "response.output_text.delta" in kinds  # content arrived, then the failure
     assert kinds[-1] == "response.failed" and "response.completed" not in kinds
+
+
+async def test_responses_input_tokens_are_counted_by_the_router(
+    make_sim: SimFactory, make_router: RouterFactory, clients: list[Any]
+) -> None:
+    sim, router = await one_sim_router(make_sim, make_router)
+    client = gpt(router, clients)
+    counted = await client.responses.input_tokens.count(
+        model="chat-fast", input="Hello there, how are you today?", instructions="Be brief."
+    )
+    assert counted.object == "response.input_tokens" and 5 < counted.input_tokens < 40
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.input_tokens.count(model="no-such-model", input="Hi")
+    assert sim.stats.by_path == {}
