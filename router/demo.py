@@ -101,10 +101,13 @@ Try:
     -d '{{"model": "chat-fast", "messages": [{{"role": "user", "content": "Hello"}}]}}'
   curl -sN {base}/v1/chat/completions -H 'content-type: application/json' \\
     -d '{{"model": "chat-fast", "stream": true, "messages": [{{"role": "user", "content": "Hi"}}]}}'
+  curl -s {base}/v1/messages -H 'content-type: application/json' \
+    -d '{{"model": "chat-fast", "max_tokens": 64, "messages": [{{"role": "user", "content": "Hi"}}]}}'
   curl -s {base}/v1/models
   curl -s {base}/metrics | grep ^modelroute_
 
 Or any OpenAI client: OpenAI(base_url="{base}/v1", api_key="unused")
+(chat.completions and responses), or Anthropic's: Anthropic(base_url="{base}", api_key="unused")
 Ctrl-C to stop.
 """,
         flush=True,
