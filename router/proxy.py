@@ -305,9 +305,16 @@ class Proxy:
             task.add_done_callback(self._retired.discard)
             state = self.state = None
         if wanted and state is None:
-            state = self.state = SharedState(
-                spec.redis, prefix, table.secrets_dir, self._metrics, lambda: self._budgets()
-            )
+            try:
+                state = SharedState(
+                    spec.redis, prefix, table.secrets_dir, self._metrics, lambda: self._budgets()
+                )
+            except (LookupError, ValueError) as exc:  # a Secret gone since the config loaded
+                health_log.error("redis is not usable, state stays per pod: %s", exc)
+                state = SharedState(
+                    None, prefix, table.secrets_dir, self._metrics, lambda: self._budgets()
+                )
+            self.state = state
             state.start()
         if state is not None and spec.cache.enabled:
             state.cache_settings(spec.cache)

@@ -27,7 +27,7 @@ from modelroute.router.http.server import HttpServer
 from modelroute.router.metrics import Metrics
 from modelroute.router.probes import HealthMonitor
 from modelroute.router.reload import FileWatcher
-from modelroute.router.table import RoutingTable, build_table
+from modelroute.router.table import RoutingTable, build_table, redis_password
 from modelroute.spec import SpecInvalid, load_route
 
 log = logging.getLogger("modelroute.router")
@@ -69,6 +69,9 @@ class RouterServer:
             for prefix in (_BEARER, b"x-api-key: ")
             if endpoint.auth_header.startswith(prefix)
         )
+        password = redis_password(table.spec, self.secrets_dir)
+        if password:
+            redact.remember([password])
         return table
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 
 from modelroute.router.auth import NO_KEYS, ClientKeys, load_client_keys
-from modelroute.router.credentials import resolve_api_key
+from modelroute.router.credentials import read_secret_text, resolve_api_key
 from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
-from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
+from modelroute.spec import ModelRoute, RouteSpec, SecretKeyRef, SpecError, SpecInvalid
 from modelroute.spec.model import Model, ModelInfo, Price, Tier
 
 API_PATHS = ("/chat/completions", "/completions", "/embeddings", "/responses")
@@ -216,6 +216,11 @@ def build_table(
             client_keys = load_client_keys(spec.auth, secrets_dir)
         except LookupError as exc:
             errors.append(SpecError("spec.auth", str(exc)))
+    for where, ref in _redis_secrets(spec):
+        try:
+            read_secret_text(ref, secrets_dir)
+        except LookupError as exc:
+            errors.append(SpecError(where, str(exc)))
     if errors:
         raise SpecInvalid(errors)
 
@@ -324,6 +329,27 @@ def build_table(
 
 
 TIER_ORDER = ("economy", "standard", "premium")  # cheapest first
+
+
+def _redis_secrets(spec: RouteSpec) -> list[tuple[str, SecretKeyRef]]:
+    """Redis's password and CA: a config whose Secrets are not there is refused at
+    load, like a missing provider key (a reload keeps the running config)."""
+    redis = spec.redis
+    if redis is None:
+        return []
+    found = []
+    if redis.password_secret_ref is not None:
+        found.append(("spec.redis.passwordSecretRef", redis.password_secret_ref))
+    if redis.tls is not None and redis.tls.ca_secret_ref is not None:
+        found.append(("spec.redis.tls.caSecretRef", redis.tls.ca_secret_ref))
+    return found
+
+
+def redis_password(spec: RouteSpec, secrets_dir: Path) -> str | None:
+    redis = spec.redis
+    if redis is None or redis.password_secret_ref is None:
+        return None
+    return read_secret_text(redis.password_secret_ref, secrets_dir).strip()
 
 
 def _model_object(model: Model) -> dict[str, Any]:

@@ -180,6 +180,12 @@ def _check_shared_state(spec: RouteSpec, path: str) -> list[SpecError]:
         if name is not None and name not in models:
             errors.append(SpecError(where, f'unknown model "{name}"'))
 
+    redis = spec.redis
+    if redis is not None:
+        if redis.username and redis.password_secret_ref is None:
+            errors.append(SpecError(f"{path}.redis.username", "a user name needs passwordSecretRef"))
+        if redis.tls is not None and not redis.url.startswith("rediss://"):
+            errors.append(SpecError(f"{path}.redis.tls", "TLS settings need a rediss:// url"))
     errors += _duplicates((b.name for b in spec.budgets), f"{path}.budgets", "budget")
     for b, budget in enumerate(spec.budgets):
         where = f"{path}.budgets[{b}]"
