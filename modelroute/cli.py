@@ -42,7 +42,7 @@ def cmd_router(args: argparse.Namespace) -> int:
     _logging(args.log_level)
     secrets = Path(args.secrets_dir) if args.secrets_dir else secrets_dir_from_env()
     region = args.region or os.environ.get("MODELROUTE_REGION") or None
-    return _run(serve(Path(args.config), region, args.host, args.port, secrets))
+    return _run(serve(Path(args.config), region, args.host, args.port, secrets, args.admin_port))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -132,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         "--secrets-dir", help="where Secret files are mounted (env MODELROUTE_SECRETS_DIR)"
     )
     common(p, 8080)
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        metavar="PORT",
+        help="serve /healthz, /readyz, /metrics and /status on this port, and not on --port "
+        "(default: on --port, with the API)",
+    )
     p.set_defaults(func=cmd_router)
 
     p = sub.add_parser("validate", help="check ModelRoute files offline")

@@ -68,7 +68,9 @@ STATUS_SCHEMA: dict[str, Any] = {
         },
         "readyRegions": {
             "type": "string",
-            "description": "Regions with at least one ready router, over regions declared (2/3).",
+            "description": "Regions with at least one ready router, over the regions this "
+            "cluster's operator serves (2/3): all of spec.regions in a stretched cluster, its "
+            "own with one cluster per region.",
         },
         "models": {
             "type": "string",
@@ -76,7 +78,7 @@ STATUS_SCHEMA: dict[str, Any] = {
         },
         "regions": {
             "type": "array",
-            "description": "Router pods per region.",
+            "description": "Router pods per region this cluster's operator serves.",
             "items": {
                 "type": "object",
                 "required": ["name", "replicas", "readyReplicas"],
@@ -108,7 +110,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "name": "Regions",
         "type": "string",
         "jsonPath": ".status.readyRegions",
-        "description": "Regions with a ready router / regions declared",
+        "description": "Regions with a ready router / regions this cluster serves",
     },
     {"name": "Models", "type": "string", "jsonPath": ".status.models"},
     {

@@ -45,7 +45,6 @@ def _unique(path: str, what: str) -> Rule:
     )
 
 
-
 RULES: tuple[Rule, ...] = (
     Rule(
         "",
@@ -120,6 +119,7 @@ RULES: tuple[Rule, ...] = (
         ".firstToken",
     ),
 )
+
 
 # Schema bounds the CEL cost estimator needs (see the module docstring).
 def schema_at(root: dict[str, Any], path: str) -> dict[str, Any]:

@@ -1,23 +1,37 @@
 """ModelRoute → the Kubernetes objects that run it. Pure: no cluster, no clock.
 
-Per region ``R`` of route ``N`` (objects named ``N-R``): a ConfigMap holding the
-route as ``route.yaml``, a Deployment of router pods pinned to that region's
-nodes, a Service, a PodDisruptionBudget and an ``autoscaling/v2`` HPA; plus one
-Service named ``N`` spanning every region with ``trafficDistribution:
-PreferClose``, so callers reach the routers closest to them.
+Per region ``R`` of route ``N`` that this operator serves (all of them unless
+it was started with ``--region``): a ConfigMap ``N-R-<hash>`` holding the route
+as ``route.yaml``, and, named ``N-R``, a Deployment of router pods pinned to
+that region's nodes, a Service, a PodDisruptionBudget and an
+``autoscaling/v2`` HPA; plus one Service named ``N`` spanning every region with
+``trafficDistribution: PreferClose``, so callers reach the routers closest to
+them.
+
+Config changes are ordinary Deployment rollouts. The ConfigMap is immutable
+and named by a hash of its content, so a spec change is a *new* ConfigMap and
+a new pod template referencing it: Kubernetes rolls it out with
+``maxUnavailable: 0`` (old pods keep serving the old config until new ones are
+ready; a config the router rejects stalls the rollout instead of taking the
+region down), and reverting the spec brings back the old ConfigMap name and so
+the old ReplicaSet. ``route.yaml`` holds the spec *minus every field equal to
+its default* (the CRD's schema defaults), with sorted keys: a CRD or operator
+upgrade that only adds defaulted fields changes no ConfigMap and rolls no pod.
 
 The router side relies on these conventions (keep them in step with it):
 
-* the container runs ``router --config /etc/modelroute/route.yaml --port 8080``
-  and serves the API, ``/readyz``, ``/healthz`` and ``/metrics`` on port ``http``;
-* ``route.yaml`` is the ModelRoute manifest (apiVersion, kind, name, namespace,
-  spec; never status, never secret values). The router hot-reloads it, and the
-  pod template carries its hash (``modelroute.io/config-hash``) so a spec change
-  also rolls the pods;
+* the container runs ``router --config /etc/modelroute/route.yaml --port 8080
+  --admin-port 9090``: the API on port ``http``, and ``/healthz``, ``/readyz``,
+  ``/metrics`` and ``/status`` on port ``admin`` only. The route-wide Service,
+  which clients call, exposes ``http`` alone; the per-region Services add
+  ``admin`` for the ServiceMonitor; probes and scrape annotations use ``admin``;
+* ``route.yaml`` is a ModelRoute manifest (apiVersion, kind, name, namespace,
+  spec; never status, never secret values);
 * ``MODELROUTE_REGION`` names the pod's region; each Secret the route uses
   (``apiKeySecretRef`` of every region's endpoints, since failover crosses
-  regions, and ``spec.auth.keysSecretRef``) is mounted read-only at
-  ``$MODELROUTE_SECRETS_DIR/<secret>/<key>``.
+  regions, the client keys of ``spec.auth`` and Redis's password and CA) is
+  mounted read-only at ``$MODELROUTE_SECRETS_DIR/<secret>/<key>``, and the
+  router re-reads it when it changes (a rotated key needs no rollout).
 
 Pods are pinned with a nodeSelector on ``topology.kubernetes.io/region``. A
 route overrides the label with the annotation ``modelroute.io/node-region-label``
@@ -31,6 +45,7 @@ that wrote it back would fight the autoscaler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -38,19 +53,21 @@ from typing import Any
 
 import yaml
 
+from modelroute.operator.crd import resource_schema
 from modelroute.operator.settings import OperatorSettings
-from modelroute.spec import API_VERSION, KIND, ModelRoute, RouteSpec
+from modelroute.spec import API_VERSION, KIND, ModelRoute, RouteSpec, SecretKeyRef
 
 Manifest = dict[str, Any]
 
 PORT = 8080
+ADMIN_PORT = 9090
 SERVICE_PORT = 80
+REVISION_HISTORY = 5  # old ReplicaSets kept, and old ConfigMaps of each region with them
 CONFIG_DIR = "/etc/modelroute"
 CONFIG_KEY = "route.yaml"
 SECRETS_DIR = "/var/run/secrets/modelroute"
 RUN_AS = 65532  # the images' user (Dockerfile), distroless's "nonroot" uid and gid
 
-CONFIG_HASH_ANNOTATION = "modelroute.io/config-hash"
 REGION_LABEL_ANNOTATION = "modelroute.io/node-region-label"
 DEFAULT_REGION_LABEL = "topology.kubernetes.io/region"
 ROUTE_LABEL = "modelroute.io/route"
@@ -66,6 +83,11 @@ IN_FLIGHT_METRIC = "modelroute_requests_in_flight"
 
 def child_name(route: str, region: str) -> str:
     return f"{route}-{region}"
+
+
+def config_map_name(route: str, region: str, config: str) -> str:
+    """``<route>-<region>-<hash>``: a new name for every new content (immutable ConfigMaps)."""
+    return f"{child_name(route, region)}-{config_hash(config)[:10]}"
 
 
 def labels(route: str, region: str | None = None) -> dict[str, str]:
@@ -108,15 +130,46 @@ def plain(value: Any) -> Any:
     return value
 
 
+def without_defaults(value: Any, schema: Mapping[str, Any]) -> Any:
+    """``value`` minus every field equal to its schema default, recursively.
+
+    What the API server adds when a CRD declares a new default, and what a user
+    writes that equals the default, both disappear: the result changes only
+    when the meaning does.
+    """
+    if isinstance(value, Mapping):
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        result = {}
+        for key, item in value.items():
+            child = properties.get(key, extra if isinstance(extra, Mapping) else {})
+            pruned = without_defaults(item, child)
+            if "default" in child and pruned == without_defaults(child["default"], child):
+                continue
+            result[key] = pruned
+        return result
+    if isinstance(value, list | tuple):
+        items = schema.get("items") or {}
+        return [without_defaults(item, items) for item in value]
+    return value
+
+
+@functools.cache
+def _spec_schema() -> Mapping[str, Any]:
+    schema: Mapping[str, Any] = resource_schema()["properties"]["spec"]
+    return schema
+
+
 def route_config(document: Mapping[str, Any], namespace: str) -> str:
-    """The ``route.yaml`` the router loads: the manifest minus status and metadata noise."""
+    """The ``route.yaml`` the router loads: the manifest minus status, metadata noise and
+    defaulted fields, keys sorted, so that equal meaning gives equal bytes (and hash)."""
     manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": document["metadata"]["name"], "namespace": namespace},
-        "spec": plain(document["spec"]),
+        "spec": without_defaults(plain(document["spec"]), _spec_schema()),
     }
-    return yaml.safe_dump(manifest, sort_keys=False)
+    return yaml.safe_dump(manifest, sort_keys=True)
 
 
 def config_hash(config: str) -> str:
@@ -135,9 +188,16 @@ def route_secrets(spec: RouteSpec) -> dict[str, list[str]]:
             ref = endpoint.api_key_secret_ref
             if ref is not None:
                 keys.setdefault(ref.name, set()).add(ref.key)
+    refs: list[SecretKeyRef | None] = []
     if spec.auth is not None:
-        ref = spec.auth.keys_secret_ref
-        keys.setdefault(ref.name, set()).add(ref.key)
+        refs.append(spec.auth.keys_secret_ref)
+        refs += [client.key_secret_ref for client in spec.auth.clients]
+    if spec.redis is not None:
+        refs.append(spec.redis.password_secret_ref)
+        refs.append(spec.redis.tls.ca_secret_ref if spec.redis.tls is not None else None)
+    for ref in refs:
+        if ref is not None:
+            keys.setdefault(ref.name, set()).add(ref.key)
     return {name: sorted(keys[name]) for name in sorted(keys)}
 
 
@@ -188,14 +248,22 @@ def config_map(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(
-            child_name(route.name, region), namespace, labels(route.name, region), owner
+            config_map_name(route.name, region, config),
+            namespace,
+            labels(route.name, region),
+            owner,
         ),
+        "immutable": True,
         "data": {CONFIG_KEY: config},
     }
 
 
 def pod_spec(
-    document: Mapping[str, Any], route: ModelRoute, region: str, settings: OperatorSettings
+    document: Mapping[str, Any],
+    route: ModelRoute,
+    region: str,
+    config: str,
+    settings: OperatorSettings,
 ) -> Manifest:
     """The router pod: hardened, pinned to its region, secrets as read-only files."""
     server = route.spec.server
@@ -205,7 +273,7 @@ def pod_spec(
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     volumes: list[Manifest] = [
-        {"name": "config", "configMap": {"name": child_name(route.name, region)}},
+        {"name": "config", "configMap": {"name": config_map_name(route.name, region, config)}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
     for secret, keys in secrets.items():
@@ -233,19 +301,24 @@ def pod_spec(
             "0.0.0.0",
             "--port",
             str(PORT),
+            "--admin-port",
+            str(ADMIN_PORT),
         ],
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
+        ],
         "env": [
             {"name": "MODELROUTE_REGION", "value": region},
             {"name": "MODELROUTE_SECRETS_DIR", "value": SECRETS_DIR},
         ],
         "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": "http"},
+            "httpGet": {"path": "/readyz", "port": "admin"},
             "periodSeconds": 5,
             "failureThreshold": 2,
         },
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
+            "httpGet": {"path": "/healthz", "port": "admin"},
             "periodSeconds": 10,
             "failureThreshold": 3,
         },
@@ -307,7 +380,7 @@ def deployment(
         ),
         "spec": {
             "selector": {"matchLabels": selector(route.name, region)},
-            "revisionHistoryLimit": 5,
+            "revisionHistoryLimit": REVISION_HISTORY,
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
@@ -316,13 +389,12 @@ def deployment(
                 "metadata": {
                     "labels": labels(route.name, region),
                     "annotations": {
-                        CONFIG_HASH_ANNOTATION: config_hash(config),
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/port": str(ADMIN_PORT),
                         "prometheus.io/path": "/metrics",
                     },
                 },
-                "spec": pod_spec(document, route, region, settings),
+                "spec": pod_spec(document, route, region, config, settings),
             },
         },
     }
@@ -331,15 +403,22 @@ def deployment(
 def service(
     route: ModelRoute, namespace: str, region: str | None, owner: list[Manifest] | None
 ) -> Manifest:
-    """A region's Service, or with ``region=None`` the route-wide one (closest routers first)."""
+    """A region's Service, or with ``region=None`` the route-wide one (closest routers first).
+
+    The route-wide Service is the clients' and exposes the API only; a region's adds the
+    admin port, which the ServiceMonitor scrapes (and the NetworkPolicy opens to the
+    scraper's namespaces only)."""
     name = route.name if region is None else child_name(route.name, region)
-    spec: Manifest = {
-        "type": "ClusterIP",
-        "selector": selector(route.name, region),
-        "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
-    }
+    ports: list[Manifest] = [
+        {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    ]
+    spec: Manifest = {"type": "ClusterIP", "selector": selector(route.name, region), "ports": ports}
     if region is None:
         spec["trafficDistribution"] = "PreferClose"
+    else:
+        ports.append(
+            {"name": "admin", "port": ADMIN_PORT, "targetPort": "admin", "protocol": "TCP"}
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -420,6 +499,11 @@ def to_yaml(objects: list[Manifest]) -> str:
     return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False)
 
 
+def served_regions(route: ModelRoute, settings: OperatorSettings) -> list[str]:
+    """The route's regions this operator runs routers for, in spec order."""
+    return [region.name for region in route.spec.regions if settings.serves(region.name)]
+
+
 def render(
     document: Mapping[str, Any],
     route: ModelRoute,
@@ -429,12 +513,16 @@ def render(
     """Every object the operator applies for ``route``, in apply order.
 
     ``document`` is the manifest ``route`` was parsed from: its spec goes into the
-    ConfigMap as the user wrote it, its uid (if any) into owner references.
+    ConfigMap (defaults left out), its uid (if any) into owner references. Only the
+    regions ``settings`` serves get routers.
     """
+    regions = served_regions(route, settings)
+    if not regions:
+        return []
     owner = owner_references(document)
     config = route_config(document, namespace)
     objects: list[Manifest] = []
-    for region in (r.name for r in route.spec.regions):
+    for region in regions:
         objects += [
             config_map(route, namespace, region, config, owner),
             deployment(document, route, namespace, region, config, settings, owner),

@@ -2,14 +2,23 @@
 
 Three conditions, per Kubernetes API conventions (KEP-1623):
 
-* ``Ready``: every region has at least one ready router (``AllRegionsReady``),
-  or not (``RegionsNotReady``, ``InvalidSpec``);
+* ``Ready``: every region this operator serves has at least one ready router
+  (``AllRegionsReady``), or not (``RegionsNotReady``); or the operator could
+  not apply the route: ``InvalidSpec`` (the spec or a Secret it names),
+  ``NameConflict`` (a child's name is held by another object, which is never
+  taken over), ``ReconcileError`` (the API server refused a write: the message
+  is its own, and the write is retried with backoff) or ``NoServedRegion``
+  (this operator serves none of the route's regions);
 * ``Progressing``: routers are being created or rolled to a new spec
-  (``RollingOut``) or not (``RolloutComplete``, ``InvalidSpec``);
+  (``RollingOut``) or not (``RolloutComplete``, or the blocking reason);
 * ``Degraded``: something is wrong that waiting will not fix: routers that
-  are not ready outside a rollout (``RoutersUnavailable``) or a spec the
-  operator cannot apply while the old routers keep serving (``InvalidSpec``);
-  otherwise ``AsExpected``.
+  are not ready outside a rollout (``RoutersUnavailable``) or a route the
+  operator cannot apply while the old routers keep serving (the blocking
+  reason); otherwise ``AsExpected``.
+
+Regions: ``status.regions`` and ``readyRegions`` count the regions this
+operator serves (all of them in a stretched cluster; its own with one cluster
+per region, where each cluster's copy of the route reports its own region).
 
 ``lastTransitionTime`` changes only when a condition's status flips, so it
 answers "since when is this route not ready?".
@@ -102,8 +111,11 @@ def _names(regions: Iterable[RegionState]) -> str:
     return ", ".join(region.name for region in regions)
 
 
-def running_conditions(regions: Sequence[RegionState], changed: bool) -> list[Condition]:
-    """Conditions of a valid, applied route from its regions' Deployments."""
+def running_conditions(
+    regions: Sequence[RegionState], changed: bool, elsewhere: Sequence[str] = ()
+) -> list[Condition]:
+    """Conditions of a valid, applied route from its regions' Deployments; ``elsewhere``
+    are the route's regions another cluster's operator serves."""
     not_ready = [r for r in regions if r.ready < 1]
     rolling = [r for r in regions if r.rolling_out]
     stuck = [r for r in regions if not r.rolling_out and r.ready < max(r.replicas, 1)]
@@ -112,9 +124,9 @@ def running_conditions(regions: Sequence[RegionState], changed: bool) -> list[Co
             "Ready", False, "RegionsNotReady", f"no ready router in: {_names(not_ready)}"
         )
     else:
-        ready = Condition(
-            "Ready", True, "AllRegionsReady", f"routers ready in all {len(regions)} regions"
-        )
+        served = f"all {len(regions)} regions" if not elsewhere else _names(regions)
+        others = f" (served by other clusters: {', '.join(elsewhere)})" if elsewhere else ""
+        ready = Condition("Ready", True, "AllRegionsReady", f"routers ready in {served}{others}")
     if rolling or changed:
         regions_text = _names(rolling) if rolling else "all regions"
         progressing = Condition(
@@ -137,18 +149,38 @@ def running_conditions(regions: Sequence[RegionState], changed: bool) -> list[Co
     return [ready, progressing, degraded]
 
 
-def invalid_conditions(errors: Sequence[SpecError]) -> list[Condition]:
-    message = "; ".join(str(error) for error in errors)
+BLOCKED = {
+    "InvalidSpec": (
+        "nothing applied until the spec is fixed",
+        "existing routers, if any, keep running the last valid spec",
+    ),
+    "NameConflict": (
+        "nothing applied until the name is free",
+        "existing routers, if any, keep running the last applied spec",
+    ),
+    "ReconcileError": (
+        "retrying with backoff",
+        "the API server refused a write; routers run what was applied before it",
+    ),
+    "NoServedRegion": (
+        "this operator runs no router of this route",
+        "no router of this route runs in this cluster",
+    ),
+}
+"""Reasons a route cannot be applied, with the Progressing and Degraded messages."""
+
+
+def blocked_conditions(reason: str, message: str) -> list[Condition]:
+    progressing, degraded = BLOCKED[reason]
     return [
-        Condition("Ready", False, "InvalidSpec", message),
-        Condition("Progressing", False, "InvalidSpec", "nothing applied until the spec is fixed"),
-        Condition(
-            "Degraded",
-            True,
-            "InvalidSpec",
-            "existing routers, if any, keep running the last valid spec",
-        ),
+        Condition("Ready", False, reason, message),
+        Condition("Progressing", False, reason, progressing),
+        Condition("Degraded", True, reason, degraded),
     ]
+
+
+def invalid_conditions(errors: Sequence[SpecError]) -> list[Condition]:
+    return blocked_conditions("InvalidSpec", "; ".join(str(error) for error in errors))
 
 
 def running_status(
@@ -159,7 +191,10 @@ def running_status(
     generation: int | None,
     now: datetime,
 ) -> Status:
-    """The full ``status`` of a route whose children were just converged."""
+    """The full ``status`` of a route whose children were just converged; ``regions``
+    are the ones this operator serves."""
+    served = {region.name for region in regions}
+    elsewhere = [region.name for region in route.spec.regions if region.name not in served]
     ready = sum(1 for region in regions if region.ready >= 1)
     status: Status = {
         "readyRegions": f"{ready}/{len(regions)}",
@@ -168,8 +203,25 @@ def running_status(
             {"name": r.name, "replicas": r.replicas, "readyReplicas": r.ready} for r in regions
         ],
         "conditions": merge_conditions(
-            old.get("conditions") or [], running_conditions(regions, changed), generation, now
+            old.get("conditions") or [],
+            running_conditions(regions, changed, elsewhere),
+            generation,
+            now,
         ),
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
+
+
+def blocked_status(
+    reason: str, message: str, old: Mapping[str, Any], generation: int | None, now: datetime
+) -> Status:
+    """Status for a route that cannot be applied; region counts stay as last observed."""
+    status: Status = {
+        "conditions": merge_conditions(
+            old.get("conditions") or [], blocked_conditions(reason, message), generation, now
+        )
     }
     if generation is not None:
         status["observedGeneration"] = generation
@@ -179,15 +231,9 @@ def running_status(
 def invalid_status(
     errors: Sequence[SpecError], old: Mapping[str, Any], generation: int | None, now: datetime
 ) -> Status:
-    """Status for a spec that cannot be applied; region counts stay as last observed."""
-    status: Status = {
-        "conditions": merge_conditions(
-            old.get("conditions") or [], invalid_conditions(errors), generation, now
-        )
-    }
-    if generation is not None:
-        status["observedGeneration"] = generation
-    return status
+    return blocked_status(
+        "InvalidSpec", "; ".join(str(error) for error in errors), old, generation, now
+    )
 
 
 def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:

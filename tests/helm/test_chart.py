@@ -12,7 +12,6 @@ import copy
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -21,7 +20,14 @@ import yaml
 
 import modelroute
 from modelroute import cli
-from modelroute.operator.render import IN_FLIGHT_METRIC, LATENCY_METRICS, RUN_AS, render
+from modelroute.operator import commands
+from modelroute.operator.render import (
+    ADMIN_PORT,
+    IN_FLIGHT_METRIC,
+    LATENCY_METRICS,
+    RUN_AS,
+    render,
+)
 from modelroute.operator.settings import OperatorSettings
 from modelroute.spec import parse_route
 from tests.operator.hardening import assert_hardened
@@ -221,7 +227,14 @@ def test_helm_lint_strict(helm: Helm, values: Manifest | None) -> None:
 
 def test_default_renders_only_the_operator(default: list[Manifest]) -> None:
     kinds = sorted(o["kind"] for o in default)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",  # leader election
+        "RoleBinding",
+        "ServiceAccount",
+    ]
 
 
 def test_all_on_renders_every_optional_object(all_on: list[Manifest]) -> None:
@@ -229,16 +242,16 @@ def test_all_on_renders_every_optional_object(all_on: list[Manifest]) -> None:
         (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in all_on
     )
     assert names == [
-        ("ClusterRole", "", "llm-router-operator"),
-        ("ClusterRoleBinding", "", "llm-router-operator"),
         ("ConfigMap", "monitoring", "llm-router-adapter-rules"),
         ("ConfigMap", "monitoring", "llm-router-dashboard"),
         ("Deployment", NAMESPACE, "llm-router-operator"),
         ("NetworkPolicy", "team-a", "llm-router-routers"),
         ("NetworkPolicy", "team-b", "llm-router-routers"),
         ("PrometheusRule", NAMESPACE, "llm-router-rules"),
+        ("Role", NAMESPACE, "llm-router-operator-leader-election"),
         ("Role", "team-a", "llm-router-operator"),
         ("Role", "team-b", "llm-router-operator"),
+        ("RoleBinding", NAMESPACE, "llm-router-operator-leader-election"),
         ("RoleBinding", "team-a", "llm-router-operator"),
         ("RoleBinding", "team-b", "llm-router-operator"),
         ("ServiceAccount", NAMESPACE, "router-operator"),
@@ -281,7 +294,7 @@ def test_non_default_operator_settings_reach_the_operator(
     (container,) = pod["containers"]
     assert container["image"] == "registry.example:5000/ops/modelroute-operator:0.1.0-rc1"
     assert container["imagePullPolicy"] == "Always"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     settings = OperatorSettings.from_env(env)
     assert settings.router_image == "registry.example:5000/ops/modelroute:0.1.0-rc1"
     assert pod["serviceAccountName"] == "router-operator"
@@ -292,16 +305,26 @@ def test_non_default_operator_settings_reach_the_operator(
     assert container["securityContext"] == ALL_ON["securityContext"]
     assert container["resources"] == ALL_ON["resources"]
 
-    import kopf
+    calls: list[tuple[OperatorSettings, tuple[str, int], bool]] = []
 
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(kopf, "configure", lambda **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(kopf, "run", lambda **kwargs: calls.append(kwargs))
+    def run(settings: OperatorSettings, listen: tuple[str, int], verbose: bool) -> int:
+        calls.append((settings, listen, verbose))
+        return 0
+
+    monkeypatch.setattr(commands, "run", run)
     assert cli.main(container["args"]) == 0
-    configure, run = calls
-    assert configure == {"verbose": True}
-    assert run["namespaces"] == ["team-a", "team-b"] and run["clusterwide"] is False
-    assert run["liveness_endpoint"].endswith(":8081/healthz")  # the probe's port
+    ((settings, listen, verbose),) = calls
+    assert verbose is True
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.regions == frozenset({"us-east-1"})
+    assert settings.resync_seconds == 30
+    assert settings.lease_name == "llm-router-operator"  # not another installation's Lease
+    assert listen[1] == 8081  # the probes' port
+    (role,) = [
+        r for r in by_kind(all_on, "Role") if r["metadata"]["name"].endswith("-leader-election")
+    ]
+    assert role["rules"][1]["resourceNames"] == ["llm-router-operator"]
+    assert deployment["spec"]["replicas"] == 3
 
 
 def test_service_account_and_rbac_can_be_left_out(helm: Helm) -> None:
@@ -310,6 +333,11 @@ def test_service_account_and_rbac_can_be_left_out(helm: Helm) -> None:
     )
     assert [o["kind"] for o in objects] == ["Deployment"]
     assert objects[0]["spec"]["template"]["spec"]["serviceAccountName"] == "preexisting"
+    # the default installation needs no --lease: manifests/ and the chart agree
+    assert (
+        "--lease"
+        not in one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
 
 
 def test_dashboard_configmap_holds_the_dashboard(all_on: list[Manifest]) -> None:
@@ -360,14 +388,17 @@ def test_service_monitor_scrapes_each_router_once(all_on: list[Manifest]) -> Non
     document = yaml.safe_load((MANIFESTS / "examples" / "chat-two-regions.yaml").read_text())
     children = render(document, parse_route(document), OperatorSettings(), "team-a")
     services = by_kind(children, "Service")
-    selected = [
-        s["metadata"]["name"]
-        for s in services
-        if selects(spec["selector"], s["metadata"]["labels"])
-    ]
-    assert selected == ["chat-us-east-1", "chat-eu-west-1"]  # not the route-wide "chat"
-    for service in services:
+    selected = [s for s in services if selects(spec["selector"], s["metadata"]["labels"])]
+    # not the route-wide "chat", which exposes the API port only
+    assert [s["metadata"]["name"] for s in selected] == ["chat-us-east-1", "chat-eu-west-1"]
+    assert endpoint["port"] == "admin"
+    for service in selected:
         assert endpoint["port"] in [port["name"] for port in service["spec"]["ports"]]
+    (route_wide,) = [s for s in services if s["metadata"]["name"] == "chat"]
+    assert [port["name"] for port in route_wide["spec"]["ports"]] == ["http"]
+    for deployment in by_kind(children, "Deployment"):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(ADMIN_PORT)
 
     targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
     assert targets["namespace"] == ["__meta_kubernetes_namespace"]
@@ -435,13 +466,17 @@ def test_notes_tell_how_to_create_call_and_scale_a_route(
     assert "create secret generic" in notes
     assert "/v1/chat/completions" in notes and "OpenAI(base_url=" in notes
     assert "prometheus-adapter" in notes and "targetP99" in notes
+    assert "elect a leader on the Lease" in notes and "chat-R-<hash>" in notes
     if values is None:
         assert "every namespace" in notes and "http://chat.default.svc/v1" in notes
+        assert "stretched across" in notes
         assert "serviceMonitor.enabled=true" in notes
         assert "NetworkPolicy" not in notes
     else:
-        assert "Routers in team-a, team-b accept connections on port 8080" in notes
-        assert "only from the namespaces team-a, web, monitoring" in notes
+        assert "Routers in team-a, team-b accept API connections (port 8080)" in notes
+        assert "only from the namespaces team-a, web and namespaces matching 1" in notes
+        assert "(port 9090: /metrics, /status) only from the namespaces monitoring" in notes
+        assert "running the routers of us-east-1 only" in notes
         assert "team-a, team-b" in notes and "http://chat.team-a.svc/v1" in notes
         assert "rules.existing=llm-router-adapter-rules" in notes
         assert "monitoring/llm-router-routers" in notes

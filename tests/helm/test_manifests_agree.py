@@ -17,7 +17,7 @@ import pytest
 
 import modelroute
 
-from .chart import ALL_ON, RELEASE, Helm, Manifest, by_kind, manifest_documents, one
+from .chart import ALL_ON, RELEASE, Helm, Manifest, by_kind, manifest_documents
 
 CHART_LABELS = {
     "app.kubernetes.io/instance": RELEASE,
@@ -26,8 +26,6 @@ CHART_LABELS = {
     "helm.sh/chart": f"modelroute-{modelroute.__version__}",
 }
 NOT_IN_CHART = {"Namespace", "CustomResourceDefinition"}
-# What the ClusterRole keeps when the operator watches listed namespaces only.
-CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
 
 
 def without_chart_labels(value: Any) -> Any:
@@ -91,17 +89,21 @@ def test_the_comparison_notices_a_difference(chart: dict[tuple[str, str], Manife
     assert without_chart_labels(deployment) != MANIFEST_OBJECTS["Deployment", "modelroute-operator"]
 
 
-def test_watched_namespaces_split_the_same_rules_by_scope(helm: Helm) -> None:
-    """Role rules + ClusterRole rules are the manifest's rules, each in its scope."""
+def test_watched_namespaces_get_the_same_rules_in_a_role_each(helm: Helm) -> None:
+    """With watchNamespaces, every rule is namespaced: a Role per namespace holds the
+    manifest's ClusterRole rules, and there is no ClusterRole at all."""
     objects = helm.template({"watchNamespaces": ALL_ON["watchNamespaces"]})
     manifest_rules = MANIFEST_OBJECTS["ClusterRole", "modelroute-operator"]["rules"]
-    cluster_rules = one(objects, "ClusterRole")["rules"]
-    assert {r for rule in cluster_rules for r in rule["resources"]} == CLUSTER_SCOPED
-    roles = by_kind(objects, "Role")
+    assert by_kind(objects, "ClusterRole") == by_kind(objects, "ClusterRoleBinding") == []
+    roles = [r for r in by_kind(objects, "Role") if not r["metadata"]["name"].endswith("-election")]
     assert [r["metadata"]["namespace"] for r in roles] == ALL_ON["watchNamespaces"]
     for role in roles:
-        assert role["rules"] + cluster_rules == manifest_rules
-    bindings = by_kind(objects, "RoleBinding")
+        assert role["rules"] == manifest_rules
+    bindings = [
+        b
+        for b in by_kind(objects, "RoleBinding")
+        if not b["metadata"]["name"].endswith("-election")
+    ]
     assert [b["metadata"]["namespace"] for b in bindings] == ALL_ON["watchNamespaces"]
     for binding in bindings:
         assert binding["roleRef"] == {

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from modelroute.operator.render import PORT, render
+from modelroute.operator.render import ADMIN_PORT, PORT, render
 from modelroute.operator.settings import OperatorSettings
 from modelroute.spec import parse_route
 
@@ -162,7 +162,9 @@ def test_namespaces_default_to_the_watched_ones(helm: Helm) -> None:
     assert [p["metadata"]["namespace"] for p in found] == ["team-a", "team-b"]
 
 
-def test_ingress_only_from_the_chosen_namespaces_on_the_router_port(helm: Helm) -> None:
+def test_api_port_from_the_chosen_namespaces_admin_port_from_the_scrapers_only(
+    helm: Helm,
+) -> None:
     (policy,) = policies(
         helm,
         enabled(
@@ -177,9 +179,12 @@ def test_ingress_only_from_the_chosen_namespaces_on_the_router_port(helm: Helm) 
     web = Pod("web", {"app": "shop"})
     labelled = Pod("billing", {"app": "billing"}, {"modelroute.io/client": "true"})
     prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})  # the default
-    for client in (web, labelled, prometheus):
+    for client in (web, labelled):
         assert allows(policy, "ingress", router, client, PORT), client
-        assert not allows(policy, "ingress", router, client, 9090), client
+        assert not allows(policy, "ingress", router, client, ADMIN_PORT), client  # no /metrics
+    assert allows(policy, "ingress", router, prometheus, ADMIN_PORT)
+    assert not allows(policy, "ingress", router, prometheus, PORT)
+    assert not allows(policy, "ingress", router, web, 8081)
     for stranger in (
         Pod("other"),
         Pod("ai", {"app": "same-namespace-but-not-listed"}),
@@ -219,6 +224,8 @@ def test_upstream_ranges_exceptions_and_extra_rules(helm: Helm) -> None:
     policy = found[0]
     router = router_pods("team-a")[0]
     assert allows(policy, "ingress", router, Pod("team-a"), PORT)  # listed explicitly
+    assert allows(policy, "ingress", router, Pod("monitoring"), ADMIN_PORT)
+    assert not allows(policy, "ingress", router, Pod("monitoring"), PORT)
     assert allows(policy, "egress", router, Pod("dns-system", {"app": "coredns"}), 53, "UDP")
     assert not allows(policy, "egress", router, Pod("kube-system", {"k8s-app": "kube-dns"}), 53)
     assert allows(policy, "egress", router, "104.18.6.192", 443)
@@ -237,7 +244,7 @@ def test_the_reading_notices_an_open_rule(helm: Helm) -> None:
     router = router_pods("ai")[0]
     assert not allows(policy, "ingress", router, Pod("other"), PORT)
     policy["spec"]["ingress"][0]["from"] = []
-    assert allows(policy, "ingress", router, Pod("other"), PORT)
+    assert allows(policy, "ingress", router, Pod("other"), ADMIN_PORT)
 
 
 @pytest.mark.parametrize(

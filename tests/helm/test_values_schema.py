@@ -25,7 +25,9 @@ BAD_VALUES: list[tuple[Manifest, str, str]] = [
     ({"resync": "60"}, "at '/resync'", "got string, want null or number"),
     ({"resync": 0}, "at '/resync'", "exclusiveMinimum"),
     ({"verbose": "yes"}, "at '/verbose'", "got string, want boolean"),
-    ({"replicas": 2}, "at ''", "additional properties 'replicas' not allowed"),
+    ({"replica": 2}, "at ''", "additional properties 'replica' not allowed"),
+    ({"replicas": 0}, "at '/replicas'", "minimum"),
+    ({"regions": ["US East"]}, "at '/regions/0'", "does not match pattern"),
     (
         {"serviceMonitor": {"enabled": True, "intervall": "15s"}},
         "at '/serviceMonitor'",

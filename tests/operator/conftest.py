@@ -1,15 +1,19 @@
-"""Shared inputs for operator tests: example routes and a minimal valid one."""
+"""Shared inputs for operator tests: example routes, a minimal valid one, the test API server."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import kmock as kmock_
 import pytest
 import yaml
 
 from modelroute.operator.settings import OperatorSettings
+from tests.operator.apiserver import ApiServer
+from tests.operator.harness import setup
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
@@ -63,3 +67,14 @@ def route() -> dict[str, Any]:
 @pytest.fixture(params=EXAMPLES, ids=[path.name for path in EXAMPLES])
 def example(request: pytest.FixtureRequest) -> dict[str, Any]:
     return copy.deepcopy(load(request.param))
+
+
+@pytest.fixture
+async def cluster(
+    kmock: kmock_.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[ApiServer]:
+    """The test API server (modules mark themselves ``pytestmark = harness.MARK``)."""
+    assert isinstance(kmock, ApiServer), "mark the module: pytestmark = MARK"
+    setup(kmock, tmp_path, monkeypatch)
+    yield kmock
+    await kmock.hang_up()  # or the server waits for watchers that left long ago

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 import modelroute
+from modelroute.operator import commands
+from modelroute.operator.settings import LEASE_NAME
 from tests.operator.conftest import REPO
 
 MANIFESTS = sorted((REPO / "manifests").glob("*.yaml"))
@@ -42,17 +44,41 @@ def test_kubernetes_validate_does_catch_a_wrong_type() -> None:
         kubernetes_validate.validate(deployment, "1.33", strict=True)
 
 
-def test_operator_runs_the_packaged_version_with_liveness() -> None:
+def test_operator_runs_the_packaged_version_two_replicas_with_probes() -> None:
     (deployment,) = [d for d in documents() if d["kind"] == "Deployment"]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Leader election makes any number of replicas safe; two survive a node.
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     (container,) = spec["template"]["spec"]["containers"]
     version = modelroute.__version__
-    # Two images from one Dockerfile: the operator's carries kopf and kubernetes.
+    # Two images from one Dockerfile: the operator's carries the kubernetes client.
     assert container["image"] == f"ghcr.io/modelroute/modelroute-operator:{version}"
-    router_image = f"ghcr.io/modelroute/modelroute:{version}"
-    assert {"name": "MODELROUTE_ROUTER_IMAGE", "value": router_image} in container["env"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["MODELROUTE_ROUTER_IMAGE"] == f"ghcr.io/modelroute/modelroute:{version}"
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert container["args"] == ["operator"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert container["ports"][0]["containerPort"] == 8081  # commands.DEFAULT_LIVENESS
+    assert container["ports"] == [{"name": "admin", "containerPort": 8081, "protocol": "TCP"}]
+    assert commands.DEFAULT_LISTEN.endswith(":8081")
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["livenessProbe"]["timeoutSeconds"] >= 5
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert spec["template"]["metadata"]["annotations"]["prometheus.io/port"] == "8081"
     assert spec["template"]["spec"]["serviceAccountName"] == "modelroute-operator"
+
+
+def test_the_lease_role_is_in_the_operators_namespace_for_its_lease_only() -> None:
+    (role,) = [d for d in documents() if d["kind"] == "Role"]
+    (binding,) = [d for d in documents() if d["kind"] == "RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "modelroute-system"
+    assert {tuple(r["resources"]) for r in role["rules"]} == {("leases",)}
+    named = [r for r in role["rules"] if "resourceNames" in r]
+    assert named == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [LEASE_NAME],
+            "verbs": ["get", "update"],
+        }
+    ]

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from modelroute.operator.crd import resource_schema
 from modelroute.operator.render import (
-    CONFIG_HASH_ANNOTATION,
     REGION_LABEL_ANNOTATION,
+    config_map_name,
     quantity,
     render,
+    route_config,
     to_yaml,
+    without_defaults,
 )
+from modelroute.operator.settings import OperatorSettings
 from modelroute.spec import parse_route
 from tests.operator.conftest import SETTINGS, minimal_route
+from tests.operator.semantics import structural_defaults
 
 Objects = dict[tuple[str, str], dict[str, Any]]
 
 
-def rendered(document: dict[str, Any], namespace: str = "ai") -> Objects:
-    objects = render(document, parse_route(document), SETTINGS, namespace)
+def rendered(
+    document: dict[str, Any], namespace: str = "ai", settings: OperatorSettings = SETTINGS
+) -> Objects:
+    objects = render(document, parse_route(document), settings, namespace)
     by_key = {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
     assert len(by_key) == len(objects), "two objects share a kind and name"
     return by_key
@@ -39,21 +47,35 @@ def container(objects: Objects, name: str = "chat-us-east-1") -> dict[str, Any]:
     return result
 
 
+def config_name(objects: Objects, region: str = "us-east-1") -> str:
+    (name,) = [n for kind, n in objects if kind == "ConfigMap" and n.startswith(f"chat-{region}-")]
+    return name
+
+
 def test_one_set_of_children_per_region_plus_a_route_service(route: dict[str, Any]) -> None:
-    assert sorted(rendered(route)) == sorted(
+    objects = rendered(route)
+    config = route_config(route, "ai")
+    assert sorted(objects) == sorted(
         [
             (kind, f"chat-{region}")
             for region in ("us-east-1", "eu-west-1")
-            for kind in (
-                "ConfigMap",
-                "Deployment",
-                "Service",
-                "PodDisruptionBudget",
-                "HorizontalPodAutoscaler",
-            )
+            for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler")
         ]
+        + [("ConfigMap", config_map_name("chat", r, config)) for r in ("us-east-1", "eu-west-1")]
         + [("Service", "chat")]
     )
+    assert config_name(objects).startswith("chat-us-east-1-") and len(config_name(objects)) == 25
+
+
+def test_an_operator_serving_some_regions_renders_only_those(route: dict[str, Any]) -> None:
+    one = OperatorSettings(router_image=SETTINGS.router_image, regions=frozenset({"eu-west-1"}))
+    assert {name for _, name in rendered(route, settings=one)} == {
+        "chat",
+        "chat-eu-west-1",
+        config_name(rendered(route), "eu-west-1"),
+    }
+    none = OperatorSettings(regions=frozenset({"ap-south-1"}))
+    assert render(route, parse_route(route), none, "ai") == []
 
 
 def test_every_object_is_in_the_route_namespace(route: dict[str, Any]) -> None:
@@ -83,7 +105,16 @@ def test_route_service_spans_regions_and_prefers_close_endpoints(route: dict[str
         "app.kubernetes.io/component": "router",
         "modelroute.io/route": "chat",
     }
+    # the clients' Service: the API only, never the admin port
     assert spec["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_region_service_adds_the_admin_port_for_scraping(route: dict[str, Any]) -> None:
+    ports = rendered(route)["Service", "chat-us-east-1"]["spec"]["ports"]
+    assert ports == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+        {"name": "admin", "port": 9090, "targetPort": "admin", "protocol": "TCP"},
+    ]
 
 
 def test_region_service_selects_only_its_region(route: dict[str, Any]) -> None:
@@ -101,13 +132,33 @@ def test_configmap_holds_the_manifest_without_status_or_metadata_noise(
 ) -> None:
     route["metadata"].update(uid="u-1", resourceVersion="7", annotations={"a": "b"})
     route["status"] = {"observedGeneration": 3}
-    config = yaml.safe_load(rendered(route)["ConfigMap", "chat-us-east-1"]["data"]["route.yaml"])
+    objects = rendered(route)
+    config_map = objects["ConfigMap", config_name(objects)]
+    assert config_map["immutable"] is True
+    config = yaml.safe_load(config_map["data"]["route.yaml"])
     assert config == {
         "apiVersion": "modelroute.io/v1alpha1",
         "kind": "ModelRoute",
         "metadata": {"name": "chat", "namespace": "ai"},
         "spec": route["spec"],
     }
+    assert parse_route(config).spec == parse_route(route).spec
+
+
+def test_the_deployment_mounts_its_regions_config_map(route: dict[str, Any]) -> None:
+    objects = rendered(route)
+    volumes = {v["name"]: v for v in pod(objects, "chat-eu-west-1")["volumes"]}
+    assert volumes["config"]["configMap"] == {"name": config_name(objects, "eu-west-1")}
+
+
+def test_route_yaml_leaves_out_defaults_and_sorts_keys(route: dict[str, Any]) -> None:
+    route["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 12}  # 2 is the default
+    route["spec"]["resilience"] = {"retries": {"attempts": 2}}  # all defaults
+    text = route_config(route, "ai")
+    config = yaml.safe_load(text)
+    assert config["spec"]["autoscaling"] == {"maxReplicas": 12}
+    assert "resilience" not in config["spec"]
+    assert list(config["spec"]) == sorted(config["spec"])
     assert parse_route(config).spec == parse_route(route).spec
 
 
@@ -122,18 +173,31 @@ def test_container_contract_with_the_router(route: dict[str, Any]) -> None:
         "0.0.0.0",  # reachable through the pod IP, not only loopback
         "--port",
         "8080",
+        "--admin-port",
+        "9090",  # /metrics, /status and the probes: not for the API's clients
     ]
     assert router["resources"] == {
         "requests": {"cpu": "250m", "memory": "128Mi"},
         "limits": {"memory": "512Mi"},
     }
-    assert router["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert router["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "admin", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert {"name": "MODELROUTE_REGION", "value": "us-east-1"} in router["env"]
     assert {"name": "MODELROUTE_SECRETS_DIR", "value": "/var/run/secrets/modelroute"} in router[
         "env"
     ]
-    assert router["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert router["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert router["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert router["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    annotations = rendered(route)["Deployment", "chat-us-east-1"]["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
     assert {"name": "config", "mountPath": "/etc/modelroute", "readOnly": True} in router[
         "volumeMounts"
     ]
@@ -247,16 +311,35 @@ def test_deployment_leaves_replicas_to_the_hpa(route: dict[str, Any]) -> None:
     assert "replicas" not in rendered(route)["Deployment", "chat-us-east-1"]["spec"]
 
 
-def test_config_hash_changes_with_the_spec_only(route: dict[str, Any]) -> None:
-    def config_hash(document: dict[str, Any]) -> str:
-        template = rendered(document)["Deployment", "chat-us-east-1"]["spec"]["template"]
-        return str(template["metadata"]["annotations"][CONFIG_HASH_ANNOTATION])
+def test_config_changes_with_the_spec_only(route: dict[str, Any]) -> None:
+    def config(document: dict[str, Any]) -> str:
+        return config_name(rendered(document))
 
-    before = config_hash(route)
+    before = config(route)
     route["metadata"]["labels"] = {"team": "x"}
-    assert config_hash(route) == before
+    route["metadata"]["annotations"] = {REGION_LABEL_ANNOTATION: ""}
+    assert config(route) == before
     route["spec"]["cache"] = {"enabled": True}
-    assert config_hash(route) != before
+    assert config(route) != before
+
+
+def test_defaults_the_api_server_adds_change_no_config_and_no_pod(example: dict[str, Any]) -> None:
+    """A CRD upgrade that only adds defaults: the stored spec gains them, nothing rolls."""
+    defaulted = copy.deepcopy(example)
+    defaulted["spec"] = structural_defaults(
+        example["spec"], resource_schema()["properties"]["spec"]
+    )
+    assert defaulted["spec"] != example["spec"]
+    for key, obj in rendered(example, "default").items():
+        if key[0] in ("ConfigMap", "Deployment"):
+            assert rendered(defaulted, "default")[key] == obj, key
+
+
+def test_without_defaults_is_a_fixed_point_and_keeps_the_meaning(example: dict[str, Any]) -> None:
+    schema = resource_schema()["properties"]["spec"]
+    once = without_defaults(example["spec"], schema)
+    assert without_defaults(once, schema) == once
+    assert parse_route(dict(example, spec=once)).spec == parse_route(example).spec
 
 
 def test_hpa_from_autoscaling(route: dict[str, Any]) -> None:

@@ -81,16 +81,18 @@ Call with (dict "root" $ "path" "files/x" "value" "grafanaDashboard.enabled").
 {{- end -}}
 
 {{/*
-The operator's permissions: exactly the verbs it uses. tests/operator/test_manifests.py
+The operator's permissions: exactly the verbs it uses. tests/operator/test_operator_e2e.py
 checks every request the operator makes against manifests/20-rbac.yaml, and
 tests/helm checks that these rules are the same, in the same order.
 
-Namespaced rules: in the ClusterRole when the operator watches every namespace, else in
-a Role per watched namespace.
+All are namespaced: in the ClusterRole when the operator watches every namespace, else in
+a Role per watched namespace. Leader election has its own Role (role-leader-election.yaml).
 */}}
 {{- define "modelroute.namespacedRules" -}}
-# The resource it reconciles: kopf watches it, keeps its bookkeeping in annotations,
-# writes status; children's blockOwnerDeletion needs update on the finalizers subresource.
+# The resource it reconciles: watched; status written through its subresource. patch only
+# to remove the finalizer and annotations kopf left on routes of earlier versions; update
+# on the finalizers subresource is what the API server checks for the children's
+# blockOwnerDeletion.
 - apiGroups: [modelroute.io]
   resources: [modelroutes]
   verbs: [list, watch, patch]
@@ -100,39 +102,35 @@ a Role per watched namespace.
 - apiGroups: [modelroute.io]
   resources: [modelroutes/finalizers]
   verbs: [update]
-# Children, one set per region (converge.py: list, create, merge-patch, delete).
+# Children, one set per region: watched (label app.kubernetes.io/managed-by), written with
+# server-side apply (patch; create when the apply creates), read by name before a name is
+# first used (get: is it someone else's?), pruned (delete).
 - apiGroups: [""]
   resources: [configmaps, services]
-  verbs: [list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [list, create, patch, delete]
-# Secrets referenced by a route: checked to exist (keys only; values are never read out).
+  verbs: [get, list, watch, create, patch, delete]
+# Secrets a route names: watched so a missing or changed one shows in status at once. Only
+# key names are kept; values are dropped on arrival and never logged.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [list, watch]
 # Events users see in `kubectl describe mr`.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
 {{- end -}}
 
-{{/* Cluster-scoped rules: always in the ClusterRole. */}}
-{{- define "modelroute.clusterRules" -}}
-# kopf: notice the CRD being installed after the operator starts, and namespaces
-# coming and going when run with --namespace.
-- apiGroups: [apiextensions.k8s.io]
-  resources: [customresourcedefinitions]
-  verbs: [list, watch]
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [list, watch]
+{{/* The leader-election Lease: the operator's name, in the release namespace. */}}
+{{- define "modelroute.leaseName" -}}
+{{- include "modelroute.operatorName" . -}}
 {{- end -}}
 
 {{/*
