@@ -20,7 +20,9 @@ budget or limit applies to returns from :meth:`Gate.admit` at once.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +41,8 @@ from modelroute.spec.model import Budget, ClientRateLimit, RouteSpec
 
 Headers = list[tuple[bytes, bytes]]
 MARGIN = 1.1  # prompt estimates run ~10% either way of real tokenizers: reserve above
+_RID_PREFIX = os.urandom(4).hex()  # this process's: reservation ids are unique across pods
+_rids = itertools.count()
 
 
 @dataclass(slots=True)
@@ -73,6 +77,16 @@ class Worst:
         return to_nano(
             self.prompt_tokens * self.input_price + self.output_tokens * self.output_price
         )
+
+
+_OUTPUT_LIMITS = ("max_completion_tokens", "max_tokens")
+
+
+def _output_limits(payload: dict[str, Any]) -> list[int]:
+    """The output limits a client set, as positive integers (any other value is no
+    limit an upstream can be trusted to read as one)."""
+    values = [payload.get(key) for key in _OUTPUT_LIMITS]
+    return [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
 
 
 def reset_text(ms: int) -> str:
@@ -142,7 +156,8 @@ class Gate:
         targets = [t for i, t in enumerate(route.targets) if i not in excluded] or list(
             route.targets
         )
-        output = needs.max_output
+        # The larger of the two limits: upstreams differ in which one they read.
+        output = max(_output_limits(call_payload), default=None)
         if output is None:
             output = self.allowance.get(model, 4096)
             limits = [t.max_output for t in targets if t.max_output is not None]
@@ -167,16 +182,24 @@ class Gate:
             call.payload = orjson.loads(ex.request.body)
             call.layout = None
         worst = self.worst(call.payload, ex.request.body, call, ex.route, ex.excluded, model)
-        hold = Hold(rid=ex.request_id.decode("latin-1"))
+        # The reservation's id is the router's own: x-request-id is the client's to choose,
+        # and requests sharing one would replace each other's reservation and settle once.
+        # (It starts with the request id, cut short, so a reservation in Redis can be
+        # traced to its request.)
+        rid = f"{ex.request_id[:64].decode('latin-1')}/{_RID_PREFIX}{next(_rids)}"
+        hold = Hold(rid=rid)
         if limits:
             await self._take(hold, limits, client, worst)
         if budgets:
             try:
-                await self._reserve(ex, hold, budgets, worst)
-            except BaseException:
+                await self._reserve(ex, hold, budgets, worst, client)
+            except BaseException as exc:
+                if isinstance(exc, OverLimit):  # the rate limits it passed go with it
+                    exc.headers += hold.headers
                 await self._return_tokens(hold)
                 raise
         ex.notes += hold.headers
+        self.shared.holds += 1
         return hold
 
     async def _take(
@@ -219,27 +242,36 @@ class Gate:
             headers=headers,
         )
 
-    async def _reserve(self, ex: Any, hold: Hold, budgets: list[Budget], worst: Worst) -> None:
-        if worst.cost <= 0:
-            return  # nothing this request may reach is priced: budgets cannot count it
-        charges = tuple(self.shared.charge(b) for b in budgets)
-        clamp = all(b.clamp_max_tokens for b in budgets)
-        want = worst.cost
-        prompt_cost = to_nano(worst.prompt_tokens * worst.input_price)
-        minimum = want if not clamp else max(1, prompt_cost + to_nano(worst.output_price))
-        result, placed = await self.shared.reserve(charges, hold.rid, want, minimum, self._ttl)
-        while not isinstance(result, Grant):
+    async def _reserve(
+        self, ex: Any, hold: Hold, budgets: list[Budget], worst: Worst, client: str
+    ) -> None:
+        seen = {b.name for b in budgets}
+        while True:
+            if worst.cost <= 0:
+                return  # nothing this request may reach is priced: budgets cannot count it
+            charges = tuple(self.shared.charge(b) for b in budgets)
+            clamp = all(b.clamp_max_tokens for b in budgets)
+            want = worst.cost
+            prompt_cost = to_nano(worst.prompt_tokens * worst.input_price)
+            minimum = want if not clamp else max(1, prompt_cost + to_nano(worst.output_price))
+            result, placed = await self.shared.reserve(charges, hold.rid, want, minimum, self._ttl)
+            if isinstance(result, Grant):
+                break
             budget = budgets[result.index]
             if budget.on_exceeded != "degrade" or not self._degrade(ex, budget):
                 self.metrics.budget_refusals.labels(budget.name, "rejected").inc()
                 raise self._spent(budget)
             self.metrics.budget_refusals.labels(budget.name, "degraded").inc()
             hold.passed += (charges[result.index],)
-            budgets = budgets[: result.index] + budgets[result.index + 1 :]
-            charges = charges[: result.index] + charges[result.index + 1 :]
-            if not charges:
+            # The model it is degraded to counts its own budgets too, at its own prices.
+            model = ex.route.name
+            added = [b for b in self._budgets_for(client, model) if b.name not in seen]
+            seen.update(b.name for b in added)
+            budgets = budgets[: result.index] + budgets[result.index + 1 :] + added
+            if not budgets:
                 return
-            result, placed = await self.shared.reserve(charges, hold.rid, want, minimum, self._ttl)
+            call = ex.call
+            worst = self.worst(call.payload, ex.request.body, call, ex.route, ex.excluded, model)
         hold.charges, hold.placed, hold.reserved = charges, placed, result.amount
         for charge in charges:
             self.metrics.budget_reservations.labels(charge.budget).inc()
@@ -251,14 +283,17 @@ class Gate:
         self._cap_output(ex, output)
 
     def _cap_output(self, ex: Any, output: int) -> None:
-        """Send at most ``output`` tokens' worth upstream (what was reserved)."""
+        """Send at most ``output`` tokens' worth upstream (what was reserved), in each
+        limit the client set (max_tokens when none): whichever one the upstream reads."""
         payload = ex.call.payload
-        key = "max_completion_tokens" if "max_completion_tokens" in payload else "max_tokens"
-        current = payload.get(key)
-        if isinstance(current, int) and not isinstance(current, bool) and current <= output:
-            return
-        payload[key] = output
-        ex.bodies.clear()
+        keys = [k for k in _OUTPUT_LIMITS if k in payload] or ["max_tokens"]
+        for key in keys:
+            current = payload.get(key)
+            if not (isinstance(current, int) and not isinstance(current, bool)) or not (
+                0 < current <= output
+            ):
+                payload[key] = output
+                ex.bodies.clear()
 
     def _degrade(self, ex: Any, budget: Budget) -> bool:
         """Move ``ex`` to the budget's cheaper model; False when there is none."""
@@ -290,16 +325,22 @@ class Gate:
         self, hold: Hold, cost: float | None, tokens: int | None, answered: bool
     ) -> None:
         """Settle the real cost and correct the tokens. ``cost`` None with an answer:
-        the upstream reported no usage, so the reservation is what it cost."""
-        if hold.charges:
-            spent = to_nano(cost) if cost is not None else (hold.reserved if answered else 0)
-            await self.shared.settle(hold.charges, hold.rid, spent, hold.placed)
-            for charge in hold.charges:
-                self.metrics.budget_reservations.labels(charge.budget).dec()
-        if hold.passed and cost:
-            await self.shared.charge_spent(hold.passed, to_nano(cost))
-        if hold.takes and tokens is not None:
-            await self._return_tokens(hold, tokens)
+        the upstream reported no usage, so the reservation is what it cost (and its
+        worst-case tokens what it used); without one, it cost nothing and used none."""
+        try:
+            if hold.charges:
+                spent = to_nano(cost) if cost is not None else (hold.reserved if answered else 0)
+                await self.shared.settle(hold.charges, hold.rid, spent, hold.placed)
+                for charge in hold.charges:
+                    self.metrics.budget_reservations.labels(charge.budget).dec()
+            if hold.passed and cost:
+                await self.shared.charge_spent(hold.passed, to_nano(cost))
+            if tokens is None and not answered:
+                tokens = 0
+            if hold.takes and tokens is not None:
+                await self._return_tokens(hold, tokens)
+        finally:
+            self.shared.released()
 
     async def _return_tokens(self, hold: Hold, used: int = 0) -> None:
         delta = used - hold.tokens

@@ -67,12 +67,29 @@ NO_KEYS = ClientKeys([])
 
 
 def load_client_keys(auth: ClientAuth, secrets_dir: Path) -> ClientKeys:
-    """Every accepted key of ``spec.auth``, named; raises LookupError naming the Secret."""
+    """Every accepted key of ``spec.auth``, named; raises LookupError naming the Secret.
+
+    A name is a tenant (of the cache, budgets and limits), so two flat keys whose
+    labels match (32 bits of their hashes), or a client named as a flat key's label,
+    are refused rather than merged."""
     named: list[tuple[bytes, str]] = []
+    labelled: dict[str, bytes] = {}  # a flat key's label -> its digest
     if auth.keys_secret_ref is not None:
-        for key in _keys_in(auth.keys_secret_ref, secrets_dir):
-            named.append((hashlib.sha256(key.encode()).digest(), hashed_name(key)))
+        ref = auth.keys_secret_ref
+        for key in _keys_in(ref, secrets_dir):
+            digest, label = hashlib.sha256(key.encode()).digest(), hashed_name(key)
+            if labelled.setdefault(label, digest) != digest:
+                raise LookupError(
+                    f"two client keys in secret {ref.name}/{ref.key} share the label {label} "
+                    "(the first 8 hex digits of their SHA-256): replace one of them"
+                )
+            named.append((digest, label))
     for client in auth.clients:
+        if client.name in labelled:
+            raise LookupError(
+                f"client name {client.name} is also the label of a key in "
+                "auth.keysSecretRef: name the client otherwise"
+            )
         for key in _keys_in(client.key_secret_ref, secrets_dir):
             named.append((hashlib.sha256(key.encode()).digest(), client.name))
     return ClientKeys(named)

@@ -21,6 +21,7 @@ repeats one sample instead of drawing a new one. Never a request with
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,10 @@ class Entry:
         try:
             meta = orjson.loads(head)
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["h"]]
-            return Entry(float(meta["e"]), headers, body, meta.get("c"))
+            cost = meta.get("c")
+            if not (isinstance(cost, int | float) and 0 <= cost < math.inf):
+                cost = None  # counted as saved USD on every hit: a number or nothing
+            return Entry(float(meta["e"]), headers, body, cost)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return None  # a foreign or damaged value: a miss, never an error
 
@@ -82,7 +86,7 @@ def cache_key(path: str, tenant: str, payload: dict[str, Any] | None, body: byte
 
 def cacheable(settings: Cache, payload: dict[str, Any], headers: dict[bytes, bytes]) -> bool:
     n = payload.get("n")
-    if isinstance(n, int) and n > 1:
+    if n is not None and n != 1:  # several answers (2, 2.0), or what only the upstream judges
         return False
     if settings.policy == "always" or headers.get(CACHE_HEADER, b"").lower() == b"use":
         return True

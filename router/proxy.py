@@ -282,9 +282,9 @@ class Proxy:
         self.homes = ResponseHomes()  # stored Responses: where each one lives
         # Shared state starts with the router, not with its first request: its leases
         # must be held in Redis before traffic can need them.
-        self._adopt(table())
+        self.adopt(table())
 
-    def _adopt(self, table: RoutingTable) -> None:
+    def adopt(self, table: RoutingTable) -> None:
         """A new routing table: keep the shared state (its Redis connection, leases,
         cache) when its settings did not change, else make it anew."""
         self._adopted = table
@@ -347,7 +347,7 @@ class Proxy:
         gate: Gate | None = None
         ex: Exchange | None = None
         if table is not self._adopted:
-            self._adopt(table)
+            self.adopt(table)
         try:
             if table.client_keys:
                 name = table.client_keys.identify(client_token(request.headers))

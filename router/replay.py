@@ -14,17 +14,25 @@ from typing import Any
 
 import orjson
 
+from modelroute.router.cache import MAX_ENTRY_BYTES
 from modelroute.router.stream import event_data, split_events
 
 
 class Gathered:
-    """A chat stream's chunks, folded into one ``chat.completion`` document."""
+    """A chat stream's chunks, folded into one ``chat.completion`` document.
+
+    Text is kept as its pieces and joined once, at the end (joining as it comes
+    costs the square of the answer's length: seconds for a long one), and only up
+    to :data:`~.cache.MAX_ENTRY_BYTES`: a longer answer is never kept, so folding
+    it stops there.
+    """
 
     def __init__(self) -> None:
         self.head: dict[str, Any] = {}
-        self.choices: dict[int, dict[str, Any]] = {}
+        self.choices: dict[int, dict[str, Any]] = {}  # index -> message, pieces in lists
         self.usage: Any = None
         self.broken = False
+        self._size = 0  # characters of text folded
 
     def feed(self, block: bytes) -> None:
         """Fold the complete events in ``block`` (as relayed to the client)."""
@@ -37,14 +45,21 @@ class Gathered:
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
-                self.broken = True
+                chunk = None
+            if not isinstance(chunk, dict) or "error" in chunk or not self._fold(chunk):
+                self._give_up()  # relayed as it came, but not an answer to keep
                 return
-            if not isinstance(chunk, dict) or "error" in chunk:
-                self.broken = True
+            if self._size > MAX_ENTRY_BYTES:
+                self._give_up()
                 return
-            self._fold(chunk)
 
-    def _fold(self, chunk: dict[str, Any]) -> None:
+    def _give_up(self) -> None:
+        self.broken = True
+        self.choices.clear()
+
+    def _fold(self, chunk: dict[str, Any]) -> bool:
+        """Fold one chunk; False when it is not shaped as a chat chunk (an index that is
+        not a number, a delta or tool call that is not an object)."""
         if not self.head:
             self.head = {k: chunk.get(k) for k in ("id", "created", "model")}
             if chunk.get("system_fingerprint") is not None:
@@ -55,27 +70,37 @@ class Gathered:
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index", 0)
+            delta = choice.get("delta") or {}
+            calls_in = (delta.get("tool_calls") or ()) if isinstance(delta, dict) else None
+            if not isinstance(index, int) or not isinstance(calls_in, list | tuple):
+                return False
             message = self.choices.setdefault(
                 index, {"role": "assistant", "content": None, "finish_reason": None}
             )
-            delta = choice.get("delta") or {}
             for field in ("content", "reasoning_content", "refusal"):
                 piece = delta.get(field)
                 if isinstance(piece, str) and piece:  # an empty piece adds nothing
-                    message[field] = (message.get(field) or "") + piece
-            for call in delta.get("tool_calls") or ():
+                    message.setdefault("_" + field, []).append(piece)
+                    self._size += len(piece)
+            for call in calls_in:
+                function = (call.get("function") or {}) if isinstance(call, dict) else None
+                if not isinstance(function, dict) or not isinstance(call.get("index", 0), int):
+                    return False
+                name, arguments = function.get("name") or "", function.get("arguments") or ""
+                if not isinstance(name, str) or not isinstance(arguments, str):
+                    return False
                 calls = message.setdefault("tool_calls", {})
                 slot = calls.setdefault(
-                    call.get("index", 0),
-                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                    call.get("index", 0), {"id": None, "type": "function", "function": ([], [])}
                 )
                 if call.get("id"):
                     slot["id"] = call["id"]
-                function = call.get("function") or {}
-                slot["function"]["name"] += function.get("name") or ""
-                slot["function"]["arguments"] += function.get("arguments") or ""
+                slot["function"][0].append(name)
+                slot["function"][1].append(arguments)
+                self._size += len(name) + len(arguments)
             if choice.get("finish_reason"):
                 message["finish_reason"] = choice["finish_reason"]
+        return True
 
     def completion(self) -> bytes | None:
         """The gathered answer, or None when it is not a complete one."""
@@ -85,11 +110,18 @@ class Gathered:
             return None
         choices = []
         for index in sorted(self.choices):
-            message = dict(self.choices[index])
-            finish = message.pop("finish_reason")
+            message: dict[str, Any] = {}
+            for key, value in self.choices[index].items():
+                if key.startswith("_"):  # a text field's pieces
+                    message[key[1:]] = "".join(value)
+                elif key != "finish_reason":
+                    message.setdefault(key, value)
             calls = message.pop("tool_calls", None)
             if calls:
-                message["tool_calls"] = [calls[i] for i in sorted(calls)]
+                message["tool_calls"] = [
+                    {**calls[i], "function": _joined(calls[i]["function"])} for i in sorted(calls)
+                ]
+            finish = self.choices[index]["finish_reason"]
             choices.append(
                 {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
             )
@@ -97,6 +129,10 @@ class Gathered:
         if self.usage is not None:
             answer["usage"] = self.usage
         return orjson.dumps(answer)
+
+
+def _joined(function: tuple[list[str], list[str]]) -> dict[str, str]:
+    return {"name": "".join(function[0]), "arguments": "".join(function[1])}
 
 
 def _event(chunk: dict[str, Any]) -> bytes:
@@ -112,6 +148,9 @@ def stream_of(answer: bytes, include_usage: bool) -> bytes | None:
         return None
     if not isinstance(doc, dict) or doc.get("object") != "chat.completion":
         return None
+    choices = doc.get("choices") or ()
+    if not isinstance(choices, list | tuple) or not all(_replayable(c) for c in choices):
+        return None  # relayed as it came when it was new; not something to rebuild a stream of
     head = {
         "id": doc.get("id"),
         "object": "chat.completion.chunk",
@@ -121,7 +160,7 @@ def stream_of(answer: bytes, include_usage: bool) -> bytes | None:
     if doc.get("system_fingerprint") is not None:
         head["system_fingerprint"] = doc["system_fingerprint"]
     out = bytearray()
-    for choice in doc.get("choices") or ():
+    for choice in choices:
         index = choice.get("index", 0)
         message = choice.get("message") or {}
         delta: dict[str, Any] = {"role": "assistant", "content": ""}
@@ -146,3 +185,12 @@ def stream_of(answer: bytes, include_usage: bool) -> bytes | None:
 
 def _choice(index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+
+def _replayable(choice: Any) -> bool:
+    """A choice :func:`stream_of` can replay: an object with a message object whose
+    tool calls (if any) are a list of objects."""
+    if not isinstance(choice, dict) or not isinstance(choice.get("message") or {}, dict):
+        return False
+    calls = (choice.get("message") or {}).get("tool_calls") or ()
+    return isinstance(calls, list | tuple) and all(isinstance(c, dict) for c in calls)

@@ -116,6 +116,10 @@ class RouterServer:
         refs = [ep.api_key_secret_ref for p in spec.providers for ep in p.endpoints]
         if spec.auth is not None:
             refs.append(spec.auth.keys_secret_ref)
+            refs += [client.key_secret_ref for client in spec.auth.clients]
+        if spec.redis is not None:  # a rotated password is used from the next connection
+            refs.append(spec.redis.password_secret_ref)
+            refs.append(spec.redis.tls.ca_secret_ref if spec.redis.tls is not None else None)
         return [self.config_path] + [secret_path(ref, self.secrets_dir) for ref in refs if ref]
 
     def reload(self) -> bool:
@@ -128,6 +132,7 @@ class RouterServer:
             return False
         self.health.attach(table)
         self.app.table = table
+        self.app.proxy.adopt(table)  # a changed spec.redis starts now, not at a request
         self.health.start_probes(table)
         self._apply_server_limits(table)
         self.metrics.config_reloads.labels("ok").inc()

@@ -57,9 +57,9 @@ class Usage:
                 self._take_native(usage)
                 return
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(prompt, int):
+            if isinstance(prompt, int) and prompt >= 0:  # (a negative count is no count)
                 self.prompt_tokens = prompt
-            if isinstance(completion, int):
+            if isinstance(completion, int) and completion >= 0:
                 self.completion_tokens = completion
             details = usage.get("prompt_tokens_details")
             cached = details.get("cached_tokens") if isinstance(details, dict) else None
@@ -77,17 +77,18 @@ class Usage:
         read = usage.get("cache_read_input_tokens")
         written = usage.get("cache_creation_input_tokens")
         details = usage.get("input_tokens_details")
-        if isinstance(fresh, int):
+        if isinstance(fresh, int) and fresh >= 0:
             if isinstance(read, int) or isinstance(written, int):
-                cached = read if isinstance(read, int) else 0
-                self.prompt_tokens = fresh + cached + (written if isinstance(written, int) else 0)
+                cached = read if isinstance(read, int) and read > 0 else 0
+                created = written if isinstance(written, int) and written > 0 else 0
+                self.prompt_tokens = fresh + cached + created
                 self.cached_tokens = cached
             else:
                 self.prompt_tokens = fresh
                 hit = details.get("cached_tokens") if isinstance(details, dict) else None
                 if isinstance(hit, int) and 0 <= hit <= fresh:
                     self.cached_tokens = hit
-        if isinstance(output, int):
+        if isinstance(output, int) and output >= 0:
             self.completion_tokens = output
         self.seen = True
         self.raw = usage

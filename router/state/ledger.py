@@ -139,8 +139,9 @@ for i = 1, n do remaining[n + 2 + i] = taken[i] end
 return remaining
 """.replace("{gone_ms}", str(GONE_KEPT_MS))
 
-# KEYS: as RESERVE. ARGV: id, cost, mode ('settle': once per id; 'charge': spend that
-# happened while Redis was unreachable, taken out of the lease id given as ARGV[4]).
+# KEYS: as RESERVE. ARGV: id, cost, mode ('settle': once per id; 'charge': spend no
+# reservation of its own covers, taken out of the lease id given as ARGV[4] if it holds
+# any), then per charge its expire-at (a charge may be the first to write the window).
 SETTLE_LUA = """
 local id, cost, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local n = #KEYS / 3
@@ -154,6 +155,8 @@ for i = 1, n do
       redis.call('HINCRBY', h, 'reserved', -covered)
     end
     redis.call('HINCRBY', h, 'spent', cost)
+    local at = tonumber(ARGV[4 + i])
+    if at then redis.call('EXPIREAT', h, at) end
   else
     local amount = redis.call('HGET', h, 'r:' .. id)
     if amount then
@@ -177,6 +180,12 @@ def redis_keys(charges: tuple[Charge, ...]) -> list[str]:
     return keys
 
 
+def settle_args(
+    charges: tuple[Charge, ...], rid: str, cost: int, mode: str = "settle", lease: str = ""
+) -> list[str | int]:
+    return [rid, cost, mode, lease, *(charge.expire_at for charge in charges)]
+
+
 def reserve_args(
     charges: tuple[Charge, ...], rid: str, want: int, minimum: int, ttl: float, lease: str
 ) -> list[str | int]:
@@ -186,11 +195,19 @@ def reserve_args(
     return args
 
 
+def integers(reply: object, what: str) -> list[int]:
+    """A reply that must be an array of integers; ValueError for anything else."""
+    if not isinstance(reply, list) or not all(isinstance(v, int) for v in reply):
+        raise ValueError(f"unexpected {what} reply from redis: {reply!r:.200}")
+    return reply
+
+
 def parse_reserve(reply: object, count: int) -> Grant | Refusal:
-    if not isinstance(reply, list) or len(reply) < 3:
-        raise ValueError(f"unexpected reserve reply: {reply!r}")
-    values = [int(value) for value in reply]
-    if values[0] == 0:
+    values = integers(reply, "reserve")
+    refused = len(values) == 3 and values[0] == 0 and 0 <= values[1] < count
+    if not refused and (len(values) != 2 + 2 * count or values[0] != 1):
+        raise ValueError(f"unexpected reserve reply from redis: {values!r:.200}")
+    if refused:
         return Refusal(values[1], values[2])
     from_lease = tuple(values[2 + count : 2 + 2 * count])
     if not any(from_lease):

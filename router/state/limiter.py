@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from modelroute.router.state.ledger import integers
+
 MINUTE_MS = 60_000
 
 
@@ -123,10 +125,11 @@ def allowed_from(
 
 
 def parse_take(takes: tuple[Take, ...], reply: object) -> Allowed | Limited:
-    if not isinstance(reply, list) or len(reply) < 3:
-        raise ValueError(f"unexpected rate limit reply: {reply!r}")
-    values = [int(v) for v in reply]
-    if values[0] == 0:
+    values = integers(reply, "rate limit")
+    limited = len(values) == 5 and values[0] == 0 and 0 <= values[1] < len(takes)
+    if not limited and (len(values) != 3 + 2 * len(takes) or values[0] != 1):
+        raise ValueError(f"unexpected rate limit reply from redis: {values!r:.200}")
+    if limited:
         index, prev, curr, elapsed = values[1:5]
         take = takes[index]
         return Limited(index, wait_ms(take.limit, prev, curr, take.amount, elapsed))

@@ -202,7 +202,7 @@ class RedisClient:
         url: str,
         *,
         username: str | None = None,
-        password: str | None = None,
+        password: str | Callable[[], str] | None = None,
         timeout: float = 0.05,
         connect_timeout: float = 0.25,
         failure_threshold: int = 3,
@@ -213,12 +213,18 @@ class RedisClient:
         on_error: Callable[[FailureKind], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
     ) -> None:
-        """``username``/``password`` override the URL's; ``ca_file`` and ``server_name``
-        (the name the certificate must carry, by default the URL's host) are for rediss://."""
+        """``username``/``password`` override the URL's; ``password`` may be a function,
+        asked at every connect (a Secret rotated while the router runs). ``ca_file`` and
+        ``server_name`` (the name the certificate must carry, by default the URL's host)
+        are for rediss://."""
         address = parse_url(url)
         username = username if username is not None else address.username
-        password = password if password is not None else address.password
-        if username and password is None:
+        self._read_password = password if callable(password) else None
+        if callable(password):
+            password = None
+        elif password is None:
+            password = address.password
+        if username and password is None and self._read_password is None:
             raise ValueError("a Redis username needs a password")
         if not address.tls and (ca_file is not None or server_name is not None):
             raise ValueError("ca_file and server_name are for rediss:// URLs")
@@ -379,9 +385,11 @@ class RedisClient:
         """AUTH and SELECT, pipelined: if AUTH fails, SELECT fails too (NOAUTH)."""
         commands: list[tuple[str, bytes]] = []
         address = self.address
-        if address.password is not None:
+        read = self._read_password
+        password = read() if read is not None else address.password
+        if password is not None:
             user = (address.username,) if address.username else ()
-            commands.append(("AUTH", encode_command(("AUTH", *user, address.password))))
+            commands.append(("AUTH", encode_command(("AUTH", *user, password))))
         if address.db:
             commands.append(("SELECT", encode_command(("SELECT", address.db))))
         waiters = [conn.send(command) for _, command in commands]

@@ -43,6 +43,7 @@ from modelroute.router.state.ledger import (
     parse_reserve,
     redis_keys,
     reserve_args,
+    settle_args,
     to_nano,
 )
 from modelroute.router.state.limiter import (
@@ -65,7 +66,7 @@ ALIVE = 15.0  # a router not heard from for this long no longer counts in the sh
 LEASE_TTL = 60.0  # a lease not renewed for this long goes back to the budget
 LEASE_EVERY = 15.0
 _FAILED = (RedisUnavailable, RedisError, ValueError)
-_MAX_PENDING = 100_000  # outage charges waiting for Redis; beyond, the oldest merge
+_MAX_PENDING = 100_000  # reservations waiting to be settled in Redis; beyond, merged charges
 _MAX_CACHE_WRITES = 64  # cache writes to Redis in flight at once; beyond, skipped
 
 
@@ -107,21 +108,31 @@ class SharedState:
         self.limiter = LocalLimiter(clock)
         self.pods = 1
         self.memory: MemoryCache | None = None
-        self.pending: list[tuple[tuple[Charge, ...], int]] = []  # spent during an outage
+        # Spend Redis has not been told of: (charges, reservation id or "", lease id or "")
+        # -> nano-USD (see _pend).
+        self.pending: dict[tuple[tuple[Charge, ...], str, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.redis: RedisClient | None = None
         self.last_error = ""
         self.budget_view: dict[str, dict[str, float]] = {}  # as last seen, for /status
+        self.holds = 0  # requests admitted through this state, not released yet
+        self._closing = False
+        self._closer: asyncio.Task[None] | None = None
         metrics.redis_up.set(0)
         if settings is not None:
-            password = None
-            if settings.password_secret_ref is not None:
-                password = read_secret_text(settings.password_secret_ref, secrets_dir).strip()
+            password: Callable[[], str] | None = None
+            ref = settings.password_secret_ref
+            if ref is not None:
+                read_secret_text(ref, secrets_dir)  # missing: fail now, not at each connect
+
+                def password() -> str:  # read at every connect: the Secret may be rotated
+                    return read_secret_text(ref, secrets_dir).strip()
+
             ca_file = None
             if settings.tls is not None and settings.tls.ca_secret_ref is not None:
-                ref = settings.tls.ca_secret_ref
-                ca_file = str(secrets_dir / ref.name / ref.key)
+                ca = settings.tls.ca_secret_ref
+                ca_file = str(secrets_dir / ca.name / ca.key)
             self.redis = RedisClient(
                 settings.url,
                 username=settings.username,
@@ -146,14 +157,24 @@ class SharedState:
             self._loop_task = asyncio.get_running_loop().create_task(self._maintain())
 
     async def close(self) -> None:
+        """Stop the heartbeat and the leases. Redis stays open for the requests admitted
+        through this state until the last is released (a reload replaced the state under
+        them: their reservations are settled, not left to expire)."""
         tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.redis is not None:
+        self._closing = True
+        if self.redis is not None and not self.holds:
             await self.redis.close()
+
+    def released(self) -> None:
+        """A request admitted through this state was released (see :meth:`close`)."""
+        self.holds -= 1
+        if self._closing and not self.holds and self.redis is not None:
+            self._closer = asyncio.get_running_loop().create_task(self.redis.close())
 
     @property
     def shared(self) -> bool:
@@ -203,6 +224,9 @@ class SharedState:
         key = self.prefix + "pods"
         now_ms = int(self._clock() * 1000)
         await self.redis.call("ZADD", key, now_ms, self.pod)
+        # Up from the first answer on (the breaker reports changes only, and it starts
+        # closed: without this a router that never lost Redis would read 0).
+        self.metrics.redis_up.set(1)
         await self.redis.call("ZREMRANGEBYSCORE", key, "-inf", now_ms - int(ALIVE * 1000))
         await self.redis.call("PEXPIRE", key, int(ALIVE * 4000))
         count = await self.redis.call("ZCARD", key)
@@ -277,10 +301,17 @@ class SharedState:
             return self.local.reserve_now(charges, rid, want, minimum, ttl), LOCAL
         if self.redis.available:
             try:
-                reply = await self._reserve(
-                    keys=redis_keys(charges),
-                    args=reserve_args(charges, rid, want, minimum, ttl, self.lease_id),
-                )
+                try:
+                    reply = await self._reserve(
+                        keys=redis_keys(charges),
+                        args=reserve_args(charges, rid, want, minimum, ttl, self.lease_id),
+                    )
+                except asyncio.CancelledError:
+                    # The client went away with the script sent: it will still run. Give
+                    # back what it reserves as soon as it has (Redis runs a connection's
+                    # commands in order: this release comes after it), not at expiry.
+                    self._spawn(self._release(charges, rid))
+                    raise
                 result = parse_reserve(reply, len(charges))
                 if isinstance(result, Grant) and result.from_lease:
                     # This router's lease shrank in Redis: so does what it may spend
@@ -291,7 +322,9 @@ class SharedState:
                             lease.limit = max(0, lease.limit - taken)
                 return result, REDIS
             except _FAILED:
-                pass
+                # The script may have run all the same (a reply too late, or one this
+                # router cannot read): what it reserved is given back when Redis answers.
+                self._pend(charges, 0, rid=rid)
         self._lease_limits(charges)
         return self.leases.reserve_now(charges, rid, want, minimum, ttl), LEASE
 
@@ -306,13 +339,17 @@ class SharedState:
             return
         if placed is REDIS:
             try:
-                await self._settle(keys=redis_keys(charges), args=[rid, cost, "settle", ""])
-                return
+                await self._settle(keys=redis_keys(charges), args=settle_args(charges, rid, cost))
             except _FAILED:
-                pass  # charged when Redis is back; its reservation expires meanwhile
-        else:
-            self.leases.settle_now(charges, rid, cost)
-        self._pend(charges, cost)
+                # Settled when Redis is back, by its id: once, even if this call ran.
+                self._pend(charges, cost, rid=rid)
+            return
+        self.leases.settle_now(charges, rid, cost)
+        self._pend(charges, cost, lease=self.lease_id)
+
+    async def _release(self, charges: tuple[Charge, ...], rid: str) -> None:
+        with contextlib.suppress(*_FAILED):
+            await self._settle(keys=redis_keys(charges), args=settle_args(charges, rid, 0))
 
     async def charge_spent(self, charges: tuple[Charge, ...], cost: int) -> None:
         """Spend that no reservation covered (a request degraded past a budget)."""
@@ -323,27 +360,40 @@ class SharedState:
                 self.local.account(charge.key).spent += cost
             return
         try:
-            await self._settle(keys=redis_keys(charges), args=["", cost, "charge", ""])
+            await self._settle(
+                keys=redis_keys(charges), args=settle_args(charges, "", cost, "charge")
+            )
         except _FAILED:
             self._pend(charges, cost)
 
-    def _pend(self, charges: tuple[Charge, ...], cost: int) -> None:
-        if len(self.pending) >= _MAX_PENDING:
-            merged_charges, merged = self.pending.pop(0)
-            self.pending[0] = (merged_charges, merged + self.pending[0][1])
-        self.pending.append((charges, cost))
+    def _pend(self, charges: tuple[Charge, ...], cost: int, rid: str = "", lease: str = "") -> None:
+        """Keep spend for Redis: a reservation of its own to settle (``rid``: once, however
+        often it is sent), else a charge, merged with the others of the same budgets."""
+        if rid and len(self.pending) >= _MAX_PENDING:
+            rid = ""  # too many to settle one by one: charged (their reservations expire)
+        key = (charges, rid, lease)
+        self.pending[key] = self.pending.get(key, 0) + cost
 
     async def _flush(self) -> None:
-        """Charge Redis with what was spent while it was unreachable."""
+        """Charge Redis with what was spent while it was unreachable.
+
+        Both the breaker's closing and the heartbeat flush: each takes an entry out
+        before sending it, so no entry is sent twice, and puts it back if the call failed.
+        """
         while self.pending and self.shared:
-            charges, cost = self.pending[0]
+            key = next(iter(self.pending))
+            cost = self.pending.pop(key)
+            charges, rid, lease = key
+            mode = "settle" if rid else "charge"
             try:
                 await self._settle(
-                    keys=redis_keys(charges), args=["", cost, "charge", self.lease_id]
+                    keys=redis_keys(charges), args=settle_args(charges, rid, cost, mode, lease)
                 )
+            except RedisError as error:  # refused as sent: it would be refused again
+                log.error("a budget charge was refused by redis, and dropped: %s", error)
             except _FAILED:
+                self._pend(charges, cost, rid, lease)
                 return
-            self.pending.pop(0)
 
     # --- rate limits -------------------------------------------------------------------
 

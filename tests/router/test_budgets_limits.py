@@ -345,3 +345,30 @@ async def test_without_redis_each_router_keeps_its_own_budget(
         shared = (await resp.json())["sharedState"]
     assert shared["redis"] == "none"
     assert abs(shared["budgets"]["daily"]["spentUSD"] - spent_one) < 1e-8
+
+
+async def test_redis_up_reads_1_from_the_start_and_a_reload_moves_to_new_keys_at_once(
+    make_sim: SimFactory, make_router: RouterFactory, http: aiohttp.ClientSession,
+    redis_server: RedisServer,
+) -> None:
+    import yaml
+
+    from modelroute.router.state.redis import RedisClient
+
+    sim = await make_sim(tokens=4)
+    doc = doc_for(sim, redis_server, "before", budgets=[{"name": "daily", "limitUSD": 5}])
+    router = await make_router(doc)
+    redis = RedisClient(redis_server.url, timeout=1.0)
+    try:
+        deadline = time.monotonic() + 5
+        while metric_value(await scrape(http, router), "modelroute_redis_up") != 1.0:
+            assert time.monotonic() < deadline, "redis_up never read 1 on a healthy Redis"
+            await asyncio.sleep(0.05)
+        doc["spec"]["redis"]["keyPrefix"] = "after:"
+        router.config_path.write_text(yaml.safe_dump(doc))
+        deadline = time.monotonic() + 5
+        while await redis.call("EXISTS", "after:pods") != 1:  # no request needed
+            assert time.monotonic() < deadline, "the new shared state did not start"
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.close()
