@@ -127,6 +127,16 @@ class ResponsesIngress(Ingress):
         return responses.StreamTranslator(self.model, request=self.request)
 
 
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return payload
+
+
 def error_for(api: Api, error: ClientError) -> bytes:
     """The router's own refusal, in the client API's error shape."""
     if api is MESSAGES:
@@ -138,12 +148,7 @@ def accept_foreign(api: Api, body: bytes) -> tuple[Call, Ingress]:
     """A Messages or Responses request as a chat call; BadRequest in that API's words."""
     if not body:
         raise BadRequest("The request body is empty.")
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
+    payload = _json_object(body)
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required", param="model")
@@ -174,12 +179,7 @@ def accept_foreign(api: Api, body: bytes) -> tuple[Call, Ingress]:
 def count_tokens(body: bytes) -> tuple[str, bytes]:
     """``POST /v1/messages/count_tokens``, answered here: (model, the estimate), no
     upstream call."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
+    payload = _json_object(body)
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required", param="model")
@@ -188,12 +188,7 @@ def count_tokens(body: bytes) -> tuple[str, bytes]:
 
 def count_input_tokens(body: bytes) -> tuple[str | None, bytes]:
     """``POST /v1/responses/input_tokens``, answered here: (model, the estimate)."""
-    try:
-        payload = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"We could not parse the JSON body of your request: {exc}.") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("The request body must be a JSON object.")
+    payload = _json_object(body) if body else {}
     model = payload.get("model")
     counted = {k: v for k, v in payload.items() if k not in ("model",)}
     counted.setdefault("input", "")

@@ -88,7 +88,7 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.adapters import TranslationError
+from modelroute.router.adapters import TranslationError, tool_delta
 from modelroute.router.tokens import estimate_tokens
 
 __all__ = [
@@ -779,20 +779,11 @@ class StreamTranslator:
         return bytes(out)
 
     def _tool_delta(self, position: int, call: Mapping[str, Any]) -> bytes:
-        index = call.get("index", position)
-        index = index if isinstance(index, int) else position
-        function = call.get("function")
-        function = function if isinstance(function, Mapping) else {}
-        name, arguments = function.get("name"), function.get("arguments")
-        arguments = arguments if isinstance(arguments, str) else ""
+        index, call_id, name, arguments = tool_delta(position, call)
         known = self._tools.get(index)
         if known is None:
-            call_id = call.get("id")
-            known = self._tools[index] = _ToolCall(
-                id=call_id if isinstance(call_id, str) and call_id else None,
-                name=name if isinstance(name, str) and name else None,
-            )
-        elif known.name is None and isinstance(name, str) and name:
+            known = self._tools[index] = _ToolCall(id=call_id, name=name)
+        elif known.name is None and name is not None:
             known.name = name
         if known.block is None:
             known.pending.append(arguments)

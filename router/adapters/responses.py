@@ -85,7 +85,7 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.adapters import TranslationError
+from modelroute.router.adapters import TranslationError, tool_delta
 
 __all__ = ["StreamTranslator", "from_chat", "response_object", "to_chat"]
 
@@ -900,20 +900,11 @@ class StreamTranslator:
         return bytes(out)
 
     def _tool_delta(self, position: int, call: Mapping[str, Any]) -> bytes:
-        index = call.get("index", position)
-        index = index if isinstance(index, int) else position
-        function = call.get("function")
-        function = function if isinstance(function, Mapping) else {}
-        name, arguments = function.get("name"), function.get("arguments")
-        arguments = arguments if isinstance(arguments, str) else ""
+        index, call_id, name, arguments = tool_delta(position, call)
         known = self._tools.get(index)
         if known is None:
-            call_id = call.get("id")
-            known = self._tools[index] = _ToolCall(
-                call_id=call_id if isinstance(call_id, str) and call_id else None,
-                name=name if isinstance(name, str) and name else None,
-            )
-        elif known.name is None and isinstance(name, str) and name:
+            known = self._tools[index] = _ToolCall(call_id=call_id, name=name)
+        elif known.name is None and name is not None:
             known.name = name
         if known.item is None:
             known.pending.append(arguments)
