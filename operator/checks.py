@@ -14,30 +14,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from modelroute.spec import ModelRoute, SecretKeyRef, SpecError, SpecInvalid, parse_route
+from modelroute.spec.secrets import secret_refs
 
 SecretKeys = Callable[[str], Collection[str] | None]
 """Secret name → the keys it holds, or None if there is no such Secret."""
 
 def secret_references(route: ModelRoute) -> Iterator[tuple[str, SecretKeyRef]]:
     """Every Secret reference in the spec, with the field path of the reference."""
-    for p, provider in enumerate(route.spec.providers):
-        for e, endpoint in enumerate(provider.endpoints):
-            if endpoint.api_key_secret_ref is not None:
-                yield (
-                    f"spec.providers[{p}].endpoints[{e}].apiKeySecretRef",
-                    endpoint.api_key_secret_ref,
-                )
-    auth, redis = route.spec.auth, route.spec.redis
-    if auth is not None:
-        if auth.keys_secret_ref is not None:
-            yield "spec.auth.keysSecretRef", auth.keys_secret_ref
-        for c, client in enumerate(auth.clients):
-            yield f"spec.auth.clients[{c}].keySecretRef", client.key_secret_ref
-    if redis is not None:
-        if redis.password_secret_ref is not None:
-            yield "spec.redis.passwordSecretRef", redis.password_secret_ref
-        if redis.tls is not None and redis.tls.ca_secret_ref is not None:
-            yield "spec.redis.tls.caSecretRef", redis.tls.ca_secret_ref
+    return secret_refs(route.spec)
 
 
 def check_secrets(route: ModelRoute, namespace: str, secret_keys: SecretKeys) -> list[SpecError]:

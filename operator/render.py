@@ -55,7 +55,8 @@ import yaml
 
 from modelroute.operator.crd import resource_schema
 from modelroute.operator.settings import OperatorSettings
-from modelroute.spec import API_VERSION, KIND, ModelRoute, RouteSpec, SecretKeyRef
+from modelroute.spec import API_VERSION, KIND, ModelRoute, RouteSpec
+from modelroute.spec.secrets import secret_refs
 
 Manifest = dict[str, Any]
 
@@ -183,21 +184,8 @@ def route_secrets(spec: RouteSpec) -> dict[str, list[str]]:
     region's endpoint needs that endpoint's key.
     """
     keys: dict[str, set[str]] = {}
-    for provider in spec.providers:
-        for endpoint in provider.endpoints:
-            ref = endpoint.api_key_secret_ref
-            if ref is not None:
-                keys.setdefault(ref.name, set()).add(ref.key)
-    refs: list[SecretKeyRef | None] = []
-    if spec.auth is not None:
-        refs.append(spec.auth.keys_secret_ref)
-        refs += [client.key_secret_ref for client in spec.auth.clients]
-    if spec.redis is not None:
-        refs.append(spec.redis.password_secret_ref)
-        refs.append(spec.redis.tls.ca_secret_ref if spec.redis.tls is not None else None)
-    for ref in refs:
-        if ref is not None:
-            keys.setdefault(ref.name, set()).add(ref.key)
+    for _, ref in secret_refs(spec):
+        keys.setdefault(ref.name, set()).add(ref.key)
     return {name: sorted(keys[name]) for name in sorted(keys)}
 
 

@@ -21,7 +21,6 @@ from modelroute.router.tokens import estimate_tokens
 
 MESSAGES = Api("/messages", "messages", True)
 RESPONSES = Api("/responses", "input", True)
-FOREIGN = (MESSAGES, RESPONSES)
 
 
 class Translator(Protocol):

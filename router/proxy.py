@@ -65,8 +65,8 @@ from modelroute.router.health import Admission, EndpointHealth, may_eject
 from modelroute.router.http.client import UpstreamClient, UpstreamResponse
 from modelroute.router.http.server import Request, ResponseWriter
 from modelroute.router.ingress import (
-    FOREIGN,
     MESSAGES,
+    RESPONSES,
     Ingress,
     accept_foreign,
     count_input_tokens,
@@ -203,6 +203,17 @@ class Exchange:
     def native(self, target: Target) -> bool:
         """Whether ``target`` takes the client's request as it is (Messages, Responses)."""
         return self.ingress is not None and self.ingress.name in target.apis
+
+    def native_api(self, target: Target) -> str | None:
+        """The client's API (messages, responses) when ``target`` serves it as it is."""
+        ingress = self.ingress
+        return ingress.name if ingress is not None and ingress.name in target.apis else None
+
+    def translating(self, target: Target) -> Ingress | None:
+        """The translation ``target``'s chat answers need on their way to the client:
+        None for an OpenAI client, and for a target that speaks the client's API."""
+        ingress = self.ingress
+        return ingress if ingress is not None and ingress.name not in target.apis else None
 
     def body_for(self, target: Target) -> bytes:
         """The request body for ``target``: the client's, with its upstream model name.
@@ -360,7 +371,7 @@ class Proxy:
                     "'Content-Type: application/json'.",
                 )
             ingress = None
-            if api in FOREIGN:
+            if api is MESSAGES or api is RESPONSES:  # (identity: Api compares by value)
                 call, ingress = accept_foreign(api, request.body)
             else:
                 call = accept(api, request.body)
@@ -1006,7 +1017,7 @@ class Proxy:
         started = perf_counter()
         now = self._loop.time()
         state = StreamState(strip_usage=ex.strip_usage, deadline=now + timeouts.total)
-        native = ex.ingress.name if ex.native(candidate.target) and ex.ingress else None
+        native = ex.native_api(candidate.target)
         response: UpstreamResponse | None = None
         try:
             try:
@@ -1068,8 +1079,9 @@ class Proxy:
             headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
             ex.answered = True
-            native = ex.ingress.name if ex.ingress is not None and ex.native(candidate.target) else None
-            translate = ex.ingress.events if ex.ingress is not None and native is None else None
+            native = ex.native_api(candidate.target)
+            ingress = ex.translating(candidate.target)
+            translate = ingress.events if ingress is not None else None
             gather = ex.gather if native is None else None
             held = b"".join(state.held)
             if native == "responses":
@@ -1101,13 +1113,13 @@ class Proxy:
                 if state.upstream_error is None:  # the upstream's own error event was relayed
                     if native is not None:
                         await ex.out.write(native_interruption(native, str(failure), state))
-                    elif ex.ingress is not None:
-                        await ex.out.write(ex.ingress.interrupted(str(failure)))
+                    elif ingress is not None:
+                        await ex.out.write(ingress.interrupted(str(failure)))
                     else:
                         await ex.out.write(interruption_event(str(failure)))
             whole = failure is None
-            if whole and translate is not None and ex.ingress is not None:
-                await ex.out.write(ex.ingress.end())
+            if whole and ingress is not None:
+                await ex.out.write(ingress.end())
             failure = None  # (see _route: no frame-exception cycle)
             ex.out.end_stream()
             endpoint.upstream_duration.observe(perf_counter() - started)
@@ -1198,8 +1210,9 @@ class Proxy:
             self._store(ex, headers + list(candidate.identity), answer)
             headers.append((CACHE_HEADER, b"miss"))
         headers += self._identity(ex, candidate, headers)
-        if ex.ingress is not None and not ex.native(candidate.target):
-            self._send_translated(ex, status, headers, answer)
+        ingress = ex.translating(candidate.target)
+        if ingress is not None:
+            self._send_translated(ex, ingress, status, headers, answer)
             return
         if ex.ingress is not None and ex.ingress.name == "responses":
             endpoint = candidate.endpoint
@@ -1207,11 +1220,11 @@ class Proxy:
         ex.out.send(status, headers, answer)
 
     @staticmethod
-    def _send_translated(ex: Exchange, status: int, headers: Headers, answer: bytes) -> None:
+    def _send_translated(
+        ex: Exchange, ingress: Ingress, status: int, headers: Headers, answer: bytes
+    ) -> None:
         """A whole chat answer in the client's API: as one document, or as the stream it
         asked for (an upstream may answer a stream request with one JSON document)."""
-        ingress = ex.ingress
-        assert ingress is not None
         if ex.call.stream:
             replay = stream_of(answer, include_usage=True) or b""
             kept = [h for h in headers if h[0] not in (b"content-type", b"content-length")]
@@ -1278,12 +1291,13 @@ class Proxy:
         """Relay an upstream's error answer: as it came when it is OpenAI-shaped,
         else re-worded in OpenAI's shape with the upstream's status and an
         excerpt of its text; never with one of the router's credentials in it."""
+        ingress = ex.translating(candidate.target)
         if ex.native(candidate.target):  # already in the client's API
             headers, body = to_client(answer.headers), redact.scrub(answer.body)
         else:
             headers, body = client_error(answer.status, to_client(answer.headers), answer.body)
-        if ex.ingress is not None and not ex.native(candidate.target):
-            body = ex.ingress.error(answer.status, body)
+        if ingress is not None:
+            body = ingress.error(answer.status, body)
         ex.out.send(answer.status, headers + self._identity(ex, candidate, headers), body)
         return answer.status
 
@@ -1316,16 +1330,17 @@ class Proxy:
             head: Headers = [(b"content-type", b"text/event-stream")]
             ex.out.start_stream(200, head + self._identity(ex, ex.last, []) + trail)
             event = redact.scrub(failure.event)
-            if ex.ingress is not None and not ex.native(ex.last.target):
-                event = ex.ingress.events(event)
+            ingress = ex.translating(ex.last.target)
+            if ingress is not None:
+                event = ingress.events(event)
             ex.out.write_now(event)
             ex.out.end_stream()
             return 200
         answer = relayed(failure)
         if answer is not None and ex.last is not None:
             status, headers, body = answer
-            native = ex.native(ex.last.target)
-            if native and isinstance(failure, UpstreamAnswered):
+            ingress = ex.translating(ex.last.target)
+            if ex.native(ex.last.target) and isinstance(failure, UpstreamAnswered):
                 body = redact.scrub(failure.body)  # already in the client's API
             if status == 429:
                 # Every candidate is rate-limited: the client may come back when the first
@@ -1335,8 +1350,8 @@ class Proxy:
                 due = retry_after if asked is None else min(retry_after, max(1, math.ceil(asked)))
                 headers = [h for h in headers if h[0] not in (b"retry-after", b"retry-after-ms")]
                 headers.append((b"retry-after", b"%d" % due))
-            if ex.ingress is not None and not native:
-                body = ex.ingress.error(status, body)
+            if ingress is not None:
+                body = ingress.error(status, body)
             ex.out.send(status, headers + self._identity(ex, ex.last, headers) + trail, body)
             return status
         detail = (

@@ -29,6 +29,7 @@ from modelroute.router.probes import HealthMonitor
 from modelroute.router.reload import FileWatcher
 from modelroute.router.table import RoutingTable, build_table, redis_password
 from modelroute.spec import SpecInvalid, load_route
+from modelroute.spec.secrets import secret_refs
 
 log = logging.getLogger("modelroute.router")
 _BEARER = b"authorization: Bearer "
@@ -113,14 +114,8 @@ class RouterServer:
 
     def _watched_files(self) -> list[Path]:
         spec = self.app.table.spec
-        refs = [ep.api_key_secret_ref for p in spec.providers for ep in p.endpoints]
-        if spec.auth is not None:
-            refs.append(spec.auth.keys_secret_ref)
-            refs += [client.key_secret_ref for client in spec.auth.clients]
-        if spec.redis is not None:  # a rotated password is used from the next connection
-            refs.append(spec.redis.password_secret_ref)
-            refs.append(spec.redis.tls.ca_secret_ref if spec.redis.tls is not None else None)
-        return [self.config_path] + [secret_path(ref, self.secrets_dir) for ref in refs if ref]
+        secrets = [secret_path(ref, self.secrets_dir) for _, ref in secret_refs(spec)]
+        return [self.config_path, *secrets]
 
     def reload(self) -> bool:
         """Swap in the config on disk if it is valid; keep the current one if not."""

@@ -22,8 +22,9 @@ from modelroute.router.credentials import read_secret_text, resolve_api_key
 from modelroute.router.health import EndpointHealth
 from modelroute.router.http.client import Origin, base_query, split_base_url
 from modelroute.router.metrics import OTHER, Metrics
-from modelroute.spec import ModelRoute, RouteSpec, SecretKeyRef, SpecError, SpecInvalid
+from modelroute.spec import ModelRoute, RouteSpec, SpecError, SpecInvalid
 from modelroute.spec.model import Model, ModelInfo, Price, Tier
+from modelroute.spec.secrets import secret_refs
 
 API_PATHS = ("/chat/completions", "/completions", "/embeddings", "/responses")
 MESSAGES_PATH = "/messages"  # Anthropic's: its key goes in x-api-key
@@ -216,7 +217,9 @@ def build_table(
             client_keys = load_client_keys(spec.auth, secrets_dir)
         except LookupError as exc:
             errors.append(SpecError("spec.auth", str(exc)))
-    for where, ref in _redis_secrets(spec):
+    for where, ref in secret_refs(spec):
+        if not where.startswith("spec.redis."):
+            continue  # provider and client keys were read above
         try:
             read_secret_text(ref, secrets_dir)
         except LookupError as exc:
@@ -329,20 +332,6 @@ def build_table(
 
 
 TIER_ORDER = ("economy", "standard", "premium")  # cheapest first
-
-
-def _redis_secrets(spec: RouteSpec) -> list[tuple[str, SecretKeyRef]]:
-    """Redis's password and CA: a config whose Secrets are not there is refused at
-    load, like a missing provider key (a reload keeps the running config)."""
-    redis = spec.redis
-    if redis is None:
-        return []
-    found = []
-    if redis.password_secret_ref is not None:
-        found.append(("spec.redis.passwordSecretRef", redis.password_secret_ref))
-    if redis.tls is not None and redis.tls.ca_secret_ref is not None:
-        found.append(("spec.redis.tls.caSecretRef", redis.tls.ca_secret_ref))
-    return found
 
 
 def redis_password(spec: RouteSpec, secrets_dir: Path) -> str | None:

@@ -23,12 +23,9 @@ docstring.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from modelroute.router.errors import BadRequest
 
-__all__ = ["TranslationError", "tool_delta"]
+__all__ = ["TranslationError"]
 
 
 class TranslationError(BadRequest):
@@ -42,19 +39,3 @@ class TranslationError(BadRequest):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message, param=param)
 
-
-def tool_delta(position: int, call: Mapping[str, Any]) -> tuple[int, str | None, str | None, str]:
-    """One tool-call piece of a chat stream chunk, checked: (index, id, name, the piece
-    of its arguments); ``position`` stands in for a missing index."""
-    index = call.get("index", position)
-    index = index if isinstance(index, int) else position
-    function = call.get("function")
-    function = function if isinstance(function, Mapping) else {}
-    name, arguments = function.get("name"), function.get("arguments")
-    call_id = call.get("id")
-    return (
-        index,
-        call_id if isinstance(call_id, str) and call_id else None,
-        name if isinstance(name, str) and name else None,
-        arguments if isinstance(arguments, str) else "",
-    )

@@ -88,7 +88,14 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.adapters import TranslationError, tool_delta
+from modelroute.router.adapters import TranslationError
+from modelroute.router.adapters.chat import (
+    ChatStreamReader,
+    chat_usage,
+    reasoning_of,
+    tool_calls_of,
+    tool_delta,
+)
 from modelroute.router.tokens import estimate_tokens
 
 __all__ = [
@@ -467,35 +474,13 @@ def _stop(finish: Any, has_tools: bool, refused: bool, matched: Any) -> tuple[st
 
 
 def _usage(usage: Any, fallback_input: int = 0) -> dict[str, int]:
-    prompt = completion = cached = 0
-    if isinstance(usage, Mapping):
-        prompt = _int(usage.get("prompt_tokens"))
-        completion = _int(usage.get("completion_tokens"))
-        details = usage.get("prompt_tokens_details")
-        cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
-        if not cached:
-            cached = _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's spelling
-        cached = min(cached, prompt)
-    else:
-        prompt = fallback_input
+    counts = chat_usage(usage, fallback_input)
     return {
-        "input_tokens": prompt - cached,
-        "output_tokens": completion,
+        "input_tokens": counts.prompt - counts.cached,
+        "output_tokens": counts.completion,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cached,
+        "cache_read_input_tokens": counts.cached,
     }
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _reasoning_of(said: Mapping[str, Any]) -> str | None:
-    for key in ("reasoning_content", "reasoning"):
-        value = said.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _input_of(arguments: Any) -> dict[str, Any]:
@@ -515,7 +500,7 @@ def from_chat(answer: Mapping[str, Any], model: str) -> dict[str, Any]:
     said = choice.get("message")
     said = said if isinstance(said, Mapping) else {}
     content: list[dict[str, Any]] = []
-    reasoning = _reasoning_of(said)
+    reasoning = reasoning_of(said)
     if reasoning is not None:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     text = said.get("content")
@@ -527,16 +512,11 @@ def from_chat(answer: Mapping[str, Any], model: str) -> dict[str, Any]:
     )
     if said_text:  # a refusal is text in Messages (with stop_reason "refusal")
         content.append({"type": "text", "text": said_text})
-    calls = said.get("tool_calls")
-    for call in calls if isinstance(calls, list) else []:
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping):
-            continue
-        call_id = call.get("id")
+    for call_id, function in tool_calls_of(said):
         content.append(
             {
                 "type": "tool_use",
-                "id": call_id if isinstance(call_id, str) and call_id else _new_id("toolu"),
+                "id": call_id or _new_id("toolu"),
                 "name": str(function.get("name") or ""),
                 "input": _input_of(function.get("arguments")),
             }
@@ -632,7 +612,7 @@ class _ToolCall:
     block: int | None = None  # its content block index once started
 
 
-class StreamTranslator:
+class StreamTranslator(ChatStreamReader):
     """Chat completion chunks in, Anthropic Messages SSE events out.
 
     ``feed(chunk)`` for each parsed ``data:`` payload (``[DONE]`` excluded),
@@ -645,41 +625,23 @@ class StreamTranslator:
     """
 
     def __init__(self, model: str, *, input_tokens: int = 0) -> None:
+        super().__init__()
         self.model = model
         self.input_tokens = input_tokens
-        self.ended = False
         self._started = False
         self._blocks = 0  # content blocks started so far
         self._open: str | None = None  # "text", "thinking" or "tool:<index>"
         self._tools: dict[int, _ToolCall] = {}
-        self._finish: Any = None
         self._matched: Any = None
-        self._usage: Any = None
         self._refused = False
 
-    def feed(self, chunk: Mapping[str, Any]) -> bytes:
-        if self.ended:
-            return b""
-        error = chunk.get("error")
-        if error is not None:
-            message = error.get("message") if isinstance(error, Mapping) else error
-            kind = error.get("type") if isinstance(error, Mapping) else None
-            return self.error(str(message or "upstream error"), str(kind or "api_error"))
-        out = bytearray(self._start())
-        if isinstance(chunk.get("usage"), Mapping):
-            self._usage = chunk["usage"]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, Mapping):
-            return bytes(out)
-        delta = choice.get("delta")
-        if isinstance(delta, Mapping):
-            out += self._delta(delta)
-        if choice.get("finish_reason") is not None and not self.ended:
-            self._finish = choice["finish_reason"]
-            self._matched = choice.get("stop_reason")
-            out += self._close()
-        return bytes(out)
+    def _failed(self, error: Any) -> bytes:
+        message = error.get("message") if isinstance(error, Mapping) else error
+        kind = error.get("type") if isinstance(error, Mapping) else None
+        return self.error(str(message or "upstream error"), str(kind or "api_error"))
+
+    def _finished(self, choice: Mapping[str, Any]) -> None:
+        self._matched = choice.get("stop_reason")
 
     def finish(self) -> bytes:
         """The end of a clean chat stream: open blocks stopped, message_delta, message_stop."""
@@ -746,7 +708,7 @@ class StreamTranslator:
 
     def _delta(self, delta: Mapping[str, Any]) -> bytes:
         out = bytearray()
-        reasoning = _reasoning_of(delta)
+        reasoning = reasoning_of(delta)
         if reasoning is not None:
             out += self._text_block("thinking", {"type": "thinking_delta", "thinking": reasoning})
         text = delta.get("content")
@@ -756,12 +718,7 @@ class StreamTranslator:
         if isinstance(refusal, str) and refusal:
             self._refused = True
             out += self._text_block("text", {"type": "text_delta", "text": refusal})
-        calls = delta.get("tool_calls")
-        for position, call in enumerate(calls if isinstance(calls, list) else []):
-            if isinstance(call, Mapping):
-                out += self._tool_delta(position, call)
-                if self.ended:
-                    break
+        out += self._tool_deltas(delta)
         return bytes(out)
 
     def _text_block(self, kind: str, delta: dict[str, Any]) -> bytes:

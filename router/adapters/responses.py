@@ -85,7 +85,14 @@ from typing import Any
 
 import orjson
 
-from modelroute.router.adapters import TranslationError, tool_delta
+from modelroute.router.adapters import TranslationError
+from modelroute.router.adapters.chat import (
+    ChatStreamReader,
+    chat_usage,
+    reasoning_of,
+    tool_calls_of,
+    tool_delta,
+)
 
 __all__ = ["StreamTranslator", "from_chat", "response_object", "to_chat"]
 
@@ -423,28 +430,14 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _usage(usage: Any, fallback_input: int = 0) -> dict[str, Any]:
-    prompt, completion, cached, reasoning = fallback_input, 0, 0, 0
-    if isinstance(usage, Mapping):
-        prompt = _int(usage.get("prompt_tokens"))
-        completion = _int(usage.get("completion_tokens"))
-        details = usage.get("prompt_tokens_details")
-        cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
-        if not cached:
-            cached = _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's spelling
-        out_details = usage.get("completion_tokens_details")
-        if isinstance(out_details, Mapping):
-            reasoning = _int(out_details.get("reasoning_tokens"))
+    counts = chat_usage(usage, fallback_input)
     return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": min(cached, prompt), "cache_write_tokens": 0},
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": min(reasoning, completion)},
-        "total_tokens": prompt + completion,
+        "input_tokens": counts.prompt,
+        "input_tokens_details": {"cached_tokens": counts.cached, "cache_write_tokens": 0},
+        "output_tokens": counts.completion,
+        "output_tokens_details": {"reasoning_tokens": counts.reasoning},
+        "total_tokens": counts.prompt + counts.completion,
     }
 
 
@@ -514,14 +507,6 @@ def response_object(
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def _reasoning_of(said: Mapping[str, Any]) -> str | None:
-    for key in ("reasoning_content", "reasoning"):
-        value = said.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
 def _reasoning_item(item_id: str, text: str, status: str) -> dict[str, Any]:
     return {
         "id": item_id,
@@ -565,7 +550,7 @@ def from_chat(
     incomplete = _INCOMPLETE.get(str(choice.get("finish_reason")))
     item_status = "incomplete" if incomplete else "completed"
     output: list[dict[str, Any]] = []
-    reasoning = _reasoning_of(said)
+    reasoning = reasoning_of(said)
     if reasoning is not None:
         output.append(_reasoning_item(_new_id("rs"), reasoning, item_status))
     text = said.get("content")
@@ -587,17 +572,12 @@ def from_chat(
                 "content": parts,
             }
         )
-    calls = said.get("tool_calls")
-    for call in calls if isinstance(calls, list) else []:
-        function = call.get("function") if isinstance(call, Mapping) else None
-        if not isinstance(function, Mapping):
-            continue
-        call_id = call.get("id")
+    for call_id, function in tool_calls_of(said):
         arguments = function.get("arguments")
         output.append(
             _function_call(
                 _new_id("fc"),
-                call_id if isinstance(call_id, str) and call_id else _new_id("call"),
+                call_id or _new_id("call"),
                 str(function.get("name") or ""),
                 arguments if isinstance(arguments, str) else "",
                 item_status,
@@ -643,7 +623,7 @@ class _ToolCall:
     item: _Item | None = None
 
 
-class StreamTranslator:
+class StreamTranslator(ChatStreamReader):
     """Chat completion chunks in, Responses SSE events out.
 
     ``feed(chunk)`` for each parsed ``data:`` payload (``[DONE]`` excluded),
@@ -658,10 +638,10 @@ class StreamTranslator:
     def __init__(
         self, model: str, *, request: Mapping[str, Any] | None = None, input_tokens: int = 0
     ) -> None:
+        super().__init__()
         self.model = model
         self.request = request
         self.input_tokens = input_tokens
-        self.ended = False
         self.response: dict[str, Any] | None = None
         self._id = _new_id("resp")
         self._created = int(time.time())
@@ -670,30 +650,10 @@ class StreamTranslator:
         self._items: list[_Item] = []
         self._open: _Item | None = None
         self._tools: dict[int, _ToolCall] = {}
-        self._finish: Any = None
-        self._usage: Any = None
 
-    def feed(self, chunk: Mapping[str, Any]) -> bytes:
-        if self.ended:
-            return b""
-        error = chunk.get("error")
-        if error is not None:
-            message = error.get("message") if isinstance(error, Mapping) else error
-            return self.error(str(message or "upstream error"))
-        out = bytearray(self._start())
-        if isinstance(chunk.get("usage"), Mapping):
-            self._usage = chunk["usage"]
-        choices = chunk.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else None
-        if not isinstance(choice, Mapping):
-            return bytes(out)
-        delta = choice.get("delta")
-        if isinstance(delta, Mapping):
-            out += self._delta(delta)
-        if choice.get("finish_reason") is not None and not self.ended:
-            self._finish = choice["finish_reason"]
-            out += self._close()
-        return bytes(out)
+    def _failed(self, error: Any) -> bytes:
+        message = error.get("message") if isinstance(error, Mapping) else error
+        return self.error(str(message or "upstream error"))
 
     def finish(self) -> bytes:
         """The end of a clean chat stream: open items done, then completed or incomplete."""
@@ -770,7 +730,7 @@ class StreamTranslator:
 
     def _delta(self, delta: Mapping[str, Any]) -> bytes:
         out = bytearray()
-        reasoning = _reasoning_of(delta)
+        reasoning = reasoning_of(delta)
         if reasoning is not None:
             out += self._text_delta("reasoning", "reasoning_text", reasoning)
         text = delta.get("content")
@@ -779,12 +739,7 @@ class StreamTranslator:
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             out += self._text_delta("message", "refusal", refusal)
-        calls = delta.get("tool_calls")
-        for position, call in enumerate(calls if isinstance(calls, list) else []):
-            if isinstance(call, Mapping):
-                out += self._tool_delta(position, call)
-                if self.ended:
-                    break
+        out += self._tool_deltas(delta)
         return bytes(out)
 
     def _add_item(self, kind: str, prefix: str) -> tuple[_Item, bytes]:

@@ -12,26 +12,13 @@ import aiohttp
 import orjson
 
 from modelroute.router.serve import RouterServer
-from modelroute.router.sim import SimServer
+from tests.router.budgeted import chat, doc_for, post
 from tests.router.conftest import RouterFactory, SimFactory, metric_value, quiet_route, scrape
 from tests.router.redis_server import RedisServer, fresh_redis_server, redis_server, start_redis
 
 __all__ = ["fresh_redis_server", "redis_server"]
 
 KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-9876543210"}
-
-
-def chat(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
-    return {"model": "chat-fast", "messages": [{"role": "user", "content": text}], **extra}
-
-
-def doc_for(
-    sim: SimServer, redis: RedisServer | None = None, prefix: str = "t", **spec: Any
-) -> dict[str, Any]:
-    doc = quiet_route({"deepseek": [("us-east-1", sim)]}, **spec)
-    if redis is not None:
-        doc["spec"]["redis"] = {"url": redis.url, "keyPrefix": f"{prefix}:", "timeout": "100ms"}
-    return doc
 
 
 def with_clients(doc: dict[str, Any], secrets: Path) -> dict[str, Any]:
@@ -44,20 +31,6 @@ def with_clients(doc: dict[str, Any], secrets: Path) -> dict[str, Any]:
         ]
     }
     return doc
-
-
-async def post(
-    http: aiohttp.ClientSession,
-    router: RouterServer,
-    body: dict[str, Any],
-    key: str | None = None,
-    **headers: str,
-) -> tuple[int, dict[str, str], Any]:
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    async with http.post(f"{router.url}/chat/completions", json=body, headers=headers) as resp:
-        headers = {k.lower(): v for k, v in resp.headers.items()}
-        return resp.status, headers, orjson.loads(await resp.read())
 
 
 async def spend_until_refused(

@@ -33,6 +33,7 @@ from modelroute.router.state.shared import SharedState
 from modelroute.spec import SpecInvalid, parse_route
 from modelroute.spec.model import Cache
 from modelroute.spec.schema import ByteSize, Duration
+from tests.router.budgeted import chat, doc_for, post, redis_command, redis_hash
 from tests.router.conftest import (
     RouterFactory,
     SimFactory,
@@ -54,25 +55,14 @@ from tests.router.scripted import (
 __all__ = ["fresh_redis_server", "redis_server"]
 
 
-def chat(text: str = "Hello there", **extra: Any) -> dict[str, Any]:
-    return {"model": "chat-fast", "messages": [{"role": "user", "content": text}], **extra}
-
-
-def doc_for(
+def _doc(
     sim: SimServer, redis: RedisServer | None = None, prefix: str = "atk", **spec: Any
 ) -> dict[str, Any]:
-    doc = quiet_route({"deepseek": [("us-east-1", sim)]}, **spec)
-    if redis is not None:
-        doc["spec"]["redis"] = {"url": redis.url, "keyPrefix": f"{prefix}:", "timeout": "1s"}
-    return doc
+    return doc_for(sim, redis, prefix, timeout="1s", **spec)
 
 
-async def post(
-    http: aiohttp.ClientSession, router: RouterServer, body: dict[str, Any], **headers: str
-) -> tuple[int, dict[str, str], Any]:
-    async with http.post(f"{router.url}/chat/completions", json=body, headers=headers) as resp:
-        got = {k.lower(): v for k, v in resp.headers.items()}
-        return resp.status, got, orjson.loads(await resp.read())
+async def _budget(redis: RedisServer, key: str) -> dict[str, int]:
+    return await redis_hash(redis.port, key)
 
 
 async def status_of(http: aiohttp.ClientSession, router: RouterServer) -> dict[str, Any]:
@@ -96,7 +86,7 @@ async def test_a_reused_request_id_cannot_spend_past_the_budget(
     sim = await make_sim(tokens=16, latency_ms=300)
     limit = 0.0003  # a handful of ~$0.00006 worst cases
     for redis in (redis_server, None):
-        doc = doc_for(sim, redis, "reuse", budgets=[{"name": "daily", "limitUSD": limit}])
+        doc = _doc(sim, redis, "reuse", budgets=[{"name": "daily", "limitUSD": limit}])
         router = await make_router(doc)
         results = await asyncio.gather(
             *(
@@ -111,21 +101,6 @@ async def test_a_reused_request_id_cannot_spend_past_the_budget(
         if redis is None:
             spent = (await status_of(http, router))["budgets"]["daily"]["spentUSD"]
             assert abs(spent - sum(costs)) < 1e-8  # every answer was charged
-
-
-async def redis_budget(redis: RedisServer, key: str) -> dict[str, int]:
-    """HGETALL of one budget window, over a plain socket."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", redis.port)
-    try:
-        writer.write(b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
-        count = int((await reader.readline())[1:])
-        fields = []
-        for _ in range(count):
-            size = int((await reader.readline())[1:])
-            fields.append((await reader.readexactly(size + 2))[:-2].decode())
-        return {fields[i]: int(fields[i + 1]) for i in range(0, len(fields), 2)}
-    finally:
-        writer.close()
 
 
 def day_key(prefix: str, budget: str) -> str:
@@ -145,7 +120,7 @@ async def test_what_was_spent_during_an_outage_reaches_redis_exactly_once(
     monkeypatch.setattr(shared, "HEARTBEAT", 0.3)  # the recovery is the heartbeat's
     redis = fresh_redis_server
     sim = await make_sim(tokens=8)
-    doc = doc_for(sim, redis, "flush", budgets=[{"name": "daily", "limitUSD": 100}])
+    doc = _doc(sim, redis, "flush", budgets=[{"name": "daily", "limitUSD": 100}])
     doc["spec"]["redis"]["timeout"] = "100ms"
     router = await make_router(doc)
     assert (await post(http, router, chat(max_tokens=8)))[0] == 200
@@ -164,7 +139,7 @@ async def test_what_was_spent_during_an_outage_reaches_redis_exactly_once(
         await asyncio.sleep(0.1)
     else:
         raise AssertionError(f"the charges never reached redis: {state}")
-    spent = (await redis_budget(redis, day_key("flush", "daily")))["spent"] / 1e9
+    spent = (await _budget(redis, day_key("flush", "daily")))["spent"] / 1e9
     assert abs(spent - sum(during)) < 1e-8 * len(during), (spent, sum(during))
 
 
@@ -198,17 +173,6 @@ async def send_and_leave(router: RouterServer, body: dict[str, Any], after: floa
     writer.close()
 
 
-async def redis_command(redis: RedisServer, *args: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", redis.port)
-    try:
-        parts = [b"*%d\r\n" % len(args)]
-        parts += [b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args]
-        writer.write(b"".join(parts))
-        return await reader.readline()
-    finally:
-        writer.close()
-
-
 async def test_a_client_gone_while_its_reservation_is_being_made_leaks_nothing(
     make_sim: SimFactory, make_router: RouterFactory, fresh_redis_server: RedisServer
 ) -> None:
@@ -217,17 +181,17 @@ async def test_a_client_gone_while_its_reservation_is_being_made_leaks_nothing(
     not when the reservation expires (minutes: every attempt's total timeout)."""
     redis = fresh_redis_server
     sim = await make_sim(tokens=8)
-    doc = doc_for(sim, redis, "gone", budgets=[{"name": "daily", "limitUSD": 1}])
+    doc = _doc(sim, redis, "gone", budgets=[{"name": "daily", "limitUSD": 1}])
     router = await make_router(doc)
     key = day_key("gone", "daily")
     deadline = time.monotonic() + 5
-    while "reserved" not in await redis_budget(redis, key):  # the router's lease
+    while "reserved" not in await _budget(redis, key):  # the router's lease
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    assert await redis_command(redis, "CLIENT", "PAUSE", "500", "WRITE") == b"+OK\r\n"
+    assert await redis_command(redis.port, "CLIENT", "PAUSE", "500", "WRITE") == b"+OK\r\n"
     await send_and_leave(router, chat(max_tokens=1000), after=0.2)
     await asyncio.sleep(0.6)  # the pause is over: the script ran
-    state = await redis_budget(redis, key)
+    state = await _budget(redis, key)
     held = {k: v for k, v in state.items() if k.startswith("r:") and not k.startswith("r:lease:")}
     assert held == {}
     leases = sum(v for k, v in state.items() if k.startswith("r:lease:"))
@@ -240,7 +204,7 @@ async def test_a_client_gone_after_its_request_was_sent_is_charged_its_reservati
     """The upstream got the request (and bills it) when the client goes away: charging
     nothing would let a client spend without limit by never waiting for an answer."""
     sim = await make_sim(tokens=8, latency_ms=1000)
-    doc = doc_for(sim, budgets=[{"name": "daily", "limitUSD": 1}])
+    doc = _doc(sim, budgets=[{"name": "daily", "limitUSD": 1}])
     router = await make_router(doc)
     await send_and_leave(router, chat(max_tokens=1000), after=0.3)
     await asyncio.sleep(0.2)
@@ -269,11 +233,11 @@ async def test_a_reload_in_flight_settles_each_request_where_it_was_reserved(
     (there is no gate left to release them)."""
     sim = await make_sim(tokens=8, latency_ms=400)
     budgets = [{"name": "daily", "limitUSD": 1}]
-    with_redis = doc_for(sim, redis_server, "reload", budgets=budgets)
-    for after in (doc_for(sim, budgets=budgets), doc_for(sim, redis_server, "reload")):
+    with_redis = _doc(sim, redis_server, "reload", budgets=budgets)
+    for after in (_doc(sim, budgets=budgets), _doc(sim, redis_server, "reload")):
         router = await make_router(with_redis)
         key = day_key("reload", "daily")
-        before = (await redis_budget(redis_server, key)).get("spent", 0)
+        before = (await _budget(redis_server, key)).get("spent", 0)
         flight = asyncio.create_task(post(http, router, chat(max_tokens=8)))
         await asyncio.sleep(0.15)
         await reload_with(router, after)
@@ -281,7 +245,7 @@ async def test_a_reload_in_flight_settles_each_request_where_it_was_reserved(
         status, headers, _ = await flight
         assert status == 200 and (await second)[0] == 200
         await asyncio.sleep(0.1)
-        state = await redis_budget(redis_server, key)
+        state = await _budget(redis_server, key)
         held = [k for k in state if k.startswith("r:") and not k.startswith("r:lease:")]
         assert held == []  # released now, not at expiry
         assert abs(state["spent"] - before - float(headers["x-modelroute-cost-usd"]) * 1e9) < 10
@@ -300,15 +264,15 @@ async def test_a_reload_while_a_request_waits_on_redis_does_not_fail_it(
     with no budgets, limits or cache (the shared state goes). The first must go on."""
     redis = fresh_redis_server
     sim = await make_sim(tokens=8)
-    doc = doc_for(
+    doc = _doc(
         sim, redis, "admit", budgets=[{"name": "daily", "limitUSD": 1}], cache={"enabled": True}
     )
     router = await make_router(doc)
     assert (await post(http, router, chat(max_tokens=8)))[0] == 200
-    assert await redis_command(redis, "CLIENT", "PAUSE", "400", "WRITE") == b"+OK\r\n"
+    assert await redis_command(redis.port, "CLIENT", "PAUSE", "400", "WRITE") == b"+OK\r\n"
     waiting = asyncio.create_task(post(http, router, chat(max_tokens=8)))
     await asyncio.sleep(0.1)
-    await reload_with(router, doc_for(sim))
+    await reload_with(router, _doc(sim))
     assert (await post(http, router, chat(max_tokens=8)))[0] == 200
     status, _, answer = await waiting
     assert status == 200, answer
@@ -455,7 +419,7 @@ async def test_a_failed_request_gives_its_worst_case_tokens_back(
     """Tokens are taken up front and corrected on completion: a request the upstream
     refused used none, and must not hold the client's tokens for the next minute."""
     sim = await make_sim(tokens=8, fail_rate=1.0, fail_status=400)
-    doc = doc_for(sim, rateLimits=[{"name": "tpm", "tokensPerMinute": 3000}])
+    doc = _doc(sim, rateLimits=[{"name": "tpm", "tokensPerMinute": 3000}])
     router = await make_router(doc)
     for _ in range(3):
         status, _, answer = await post(http, router, chat(max_tokens=2000))
@@ -501,8 +465,8 @@ async def test_spend_charged_past_a_budget_does_not_leave_a_key_that_never_expir
     assert status == 200 and headers["x-modelroute-degraded"] == "budget:tiny"
     await asyncio.sleep(0.1)
     key = day_key("ttl", "tiny")
-    assert (await redis_budget(redis_server, key)).get("spent", 0) > 0
-    ttl = int((await redis_command(redis_server, "TTL", key))[1:])
+    assert (await _budget(redis_server, key)).get("spent", 0) > 0
+    ttl = int((await redis_command(redis_server.port, "TTL", key))[1:])
     assert 0 < ttl <= 2 * 86400
 
 
@@ -557,7 +521,7 @@ async def test_a_rotated_redis_password_is_used_from_the_next_connection(
         secret.parent.mkdir(parents=True)
         secret.write_text("first-password\n")
         sim = await make_sim(tokens=4)
-        doc = doc_for(sim, server, "rotate", budgets=[{"name": "daily", "limitUSD": 5}])
+        doc = _doc(sim, server, "rotate", budgets=[{"name": "daily", "limitUSD": 5}])
         doc["spec"]["redis"]["passwordSecretRef"] = {"name": "redis", "key": "password"}
         router = await make_router(doc)
         assert (await post(http, router, chat(max_tokens=8)))[0] == 200
@@ -586,7 +550,7 @@ async def test_a_named_clients_revoked_key_is_refused_without_a_restart(
     secret = tmp_path / "secrets" / "alice" / "keys"
     secret.parent.mkdir(parents=True)
     secret.write_text("sk-alice-old-0123456789\n")
-    doc = doc_for(sim)
+    doc = _doc(sim)
     doc["spec"]["auth"] = {
         "clients": [{"name": "alice", "keySecretRef": {"name": "alice", "key": "keys"}}]
     }
@@ -618,7 +582,7 @@ async def test_two_client_keys_never_share_a_label_and_so_a_tenant(
         ],
     }
     for auth in (flat, named):
-        doc = doc_for(sim, cache={"enabled": True})
+        doc = _doc(sim, cache={"enabled": True})
         doc["spec"]["auth"] = auth
         with pytest.raises(SpecInvalid) as refused:
             await make_router(doc)
@@ -695,7 +659,7 @@ async def test_a_budget_refusal_carries_the_clients_rate_limit_headers_too(
     """x-ratelimit-* go with every answer: a request that passed its rate limit and was
     then refused by a budget used a request of it all the same."""
     sim = await make_sim(tokens=8)
-    doc = doc_for(
+    doc = _doc(
         sim,
         budgets=[{"name": "daily", "limitUSD": 0}],
         rateLimits=[{"name": "rpm", "requestsPerMinute": 10}],
@@ -798,7 +762,7 @@ async def test_a_reservation_redis_made_after_the_router_stopped_waiting_is_give
     monkeypatch.setattr(shared, "HEARTBEAT", 0.3)
     redis = fresh_redis_server
     sim = await make_sim(tokens=8)
-    doc = doc_for(sim, redis, "late", budgets=[{"name": "daily", "limitUSD": 1}])
+    doc = _doc(sim, redis, "late", budgets=[{"name": "daily", "limitUSD": 1}])
     doc["spec"]["redis"]["timeout"] = "100ms"
     router = await make_router(doc)
     assert (await post(http, router, chat(max_tokens=8)))[0] == 200  # scripts loaded
@@ -809,7 +773,7 @@ async def test_a_reservation_redis_made_after_the_router_stopped_waiting_is_give
     key = day_key("late", "daily")
     deadline = time.monotonic() + 5
     while True:
-        state = await redis_budget(redis, key)
+        state = await _budget(redis, key)
         held = [k for k in state if k.startswith("r:") and not k.startswith("r:lease:")]
         if not held:
             break

@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from modelroute.router.sim import SimServer
+from tests.router.budgeted import redis_hash
 from tests.router.conftest import SimFactory, metric_value, route_doc
 from tests.router.redis_server import RedisServer, fresh_redis_server
 from tests.router.scripted import RouterProcess, router_process
@@ -50,21 +51,9 @@ async def routers(
 
 
 async def budget_state(redis: RedisServer, name: str) -> dict[str, int]:
-    """The budget's current-day window, read from Redis with redis-cli's protocol."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", redis.port)
-    try:
-        day = int(time.time()) // 86400 * 86400
-        key = f"scenario:b:{name}:{day}".encode()
-        writer.write(b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n" % (len(key), key))
-        await writer.drain()
-        count = int((await reader.readline())[1:])
-        fields = []
-        for _ in range(count):
-            size = int((await reader.readline())[1:])
-            fields.append((await reader.readexactly(size + 2))[:-2].decode())
-        return {fields[i]: int(fields[i + 1]) for i in range(0, len(fields), 2)}
-    finally:
-        writer.close()
+    """The budget's current-day window, read from Redis over a plain socket."""
+    day = int(time.time()) // 86400 * 86400
+    return await redis_hash(redis.port, f"scenario:b:{name}:{day}")
 
 
 async def test_a_thousand_concurrent_requests_over_three_routers_never_overspend(
