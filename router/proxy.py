@@ -1017,7 +1017,7 @@ class Proxy:
         started = perf_counter()
         now = self._loop.time()
         state = StreamState(strip_usage=ex.strip_usage, deadline=now + timeouts.total)
-        native = ex.native_api(candidate.target)
+        native = ex.native_api(candidate.target) if ex.ingress is not None else None
         response: UpstreamResponse | None = None
         try:
             try:
@@ -1079,8 +1079,8 @@ class Proxy:
             headers += self._identity(ex, candidate, headers)
             ex.out.start_stream(response.status, headers)
             ex.answered = True
-            native = ex.native_api(candidate.target)
-            ingress = ex.translating(candidate.target)
+            native = ex.native_api(candidate.target) if ex.ingress is not None else None
+            ingress = ex.translating(candidate.target) if ex.ingress is not None else None
             translate = ingress.events if ingress is not None else None
             gather = ex.gather if native is None else None
             held = b"".join(state.held)
@@ -1210,7 +1210,7 @@ class Proxy:
             self._store(ex, headers + list(candidate.identity), answer)
             headers.append((CACHE_HEADER, b"miss"))
         headers += self._identity(ex, candidate, headers)
-        ingress = ex.translating(candidate.target)
+        ingress = ex.translating(candidate.target) if ex.ingress is not None else None
         if ingress is not None:
             self._send_translated(ex, ingress, status, headers, answer)
             return
